@@ -1,0 +1,32 @@
+"""compresslab: learn neural-network compression and acceleration by doing it.
+
+Submodules are imported on first use, so ``import compresslab`` needs only NumPy and is fast:
+
+>>> import compresslab as cl
+>>> digits = cl.data.load_digits(seed=0)      # doctest: +SKIP
+>>> model = cl.nn.mlp((64, 300, 100, 10))     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "backend", "data", "nn", "speed", "exercises", "prune", "quant", "distill", "encode",
+    "lowrank", "plots", "widgets", "cli", "report",
+)
+
+__all__ = list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'compresslab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))

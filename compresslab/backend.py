@@ -1,0 +1,108 @@
+"""The one place that knows NumPy from torch.
+
+Every technique in compresslab is written once, in NumPy, so that it reads like its formula.
+A learner who is ready for torch can pass a ``torch.Tensor`` (CPU or CUDA) instead; this module
+moves it to NumPy for the computation and gives the result back as a tensor of the same kind on
+the same device. No other module branches on the array type.
+
+torch is imported lazily: NumPy-only installs never pay for it.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["is_torch", "to_numpy", "like", "same_kind", "torch_available", "cuda_available"]
+
+
+def _torch():
+    """Return the torch module if it is already imported or importable, else None."""
+    mod = sys.modules.get("torch")
+    if mod is not None:
+        return mod
+    try:
+        import torch  # noqa: PLC0415  (lazy on purpose)
+    except ImportError:
+        return None
+    return torch
+
+
+def torch_available() -> bool:
+    return _torch() is not None
+
+
+def cuda_available() -> bool:
+    torch = _torch()
+    return bool(torch is not None and torch.cuda.is_available())
+
+
+def is_torch(x: Any) -> bool:
+    """True for a ``torch.Tensor`` without importing torch when it was never imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def to_numpy(x: Any) -> Any:
+    """A NumPy view or copy of ``x`` (tensors are detached and moved to the CPU); other values pass."""
+    if is_torch(x):
+        return x.detach().cpu().numpy()
+    return x
+
+
+def like(value: Any, ref: Any) -> Any:
+    """Return ``value`` (NumPy) as the same kind as ``ref``: a tensor on ref's device, or NumPy."""
+    if not is_torch(ref):
+        return value
+    torch = sys.modules["torch"]
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value)).to(ref.device)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(like(v, ref) for v in value)
+    if isinstance(value, list):
+        return [like(v, ref) for v in value]
+    return value
+
+
+def _first_tensor(args: tuple, kwargs: dict) -> Any:
+    for a in list(args) + list(kwargs.values()):
+        if is_torch(a):
+            return a
+        if isinstance(a, (list, tuple)):
+            for b in a:
+                if is_torch(b):
+                    return b
+    return None
+
+
+def _convert(a: Any) -> Any:
+    if is_torch(a):
+        return to_numpy(a)
+    if isinstance(a, list):
+        return [to_numpy(b) for b in a]
+    if isinstance(a, tuple) and not hasattr(a, "_fields"):
+        return tuple(to_numpy(b) for b in a)
+    return a
+
+
+def same_kind(fn: Callable) -> Callable:
+    """Decorator: run ``fn`` on NumPy and return results of the kind (and device) of its inputs.
+
+    The first torch tensor among the arguments (or inside a list/tuple argument) decides the
+    output kind. Arrays inside returned tuples and lists are converted too; other objects
+    (dataclasses, floats) are returned unchanged.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        ref = _first_tensor(args, kwargs)
+        if ref is None:
+            return fn(*args, **kwargs)
+        out = fn(*(_convert(a) for a in args), **{k: _convert(v) for k, v in kwargs.items()})
+        return like(out, ref)
+
+    return wrapper

@@ -1,0 +1,106 @@
+"""``compresslab`` command line: lab, run-lessons, student (and more as lessons grow)."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _cmd_lab(args) -> int:
+    from . import course
+
+    folder = course.prepare_workdir(Path(args.dir) if args.dir else None)
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}",
+           f"--ServerApp.ip={args.ip}"]
+    if args.port:
+        cmd.append(f"--ServerApp.port={args.port}")
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    cmd += args.extra
+    print(f"compresslab: opening the lessons in {folder}", flush=True)
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum, _frame):
+        proc.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:  # pragma: no cover - handled by forward()
+            continue
+    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code
+
+
+def _cmd_run_lessons(args) -> int:
+    from . import course
+
+    paths = course.lesson_paths(args.paths)
+    rows = []
+    for p in paths:
+        print(f"running {p} ...", flush=True)
+        r = course.run_notebook(p, timeout=args.timeout, write=args.write)
+        rows.append(r)
+    width = max(len(str(r.path.name)) for r in rows) if rows else 6
+    print(f"\n{'lesson':<{width}}  {'seconds':>8}  status")
+    for r in rows:
+        print(f"{r.path.name:<{width}}  {r.seconds:>8.1f}  {r.status}" + (f"  {r.error}" if r.error else ""))
+    failed = [r for r in rows if r.status != "ok"]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} lessons ran without error")
+    return 1 if failed else 0
+
+
+def _cmd_student(args) -> int:
+    from . import course
+
+    try:
+        written = course.write_student_editions(args.src, args.output)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"compresslab student: error: {exc}", file=sys.stderr)
+        return 2
+    for w in written:
+        print(f"wrote {w}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compresslab", description="Learn neural-network compression "
+                                "and acceleration in JupyterLab.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    lab = sub.add_parser("lab", help="open the lessons in JupyterLab")
+    lab.add_argument("--dir", help="folder for your copy of the lessons (default: the repository's "
+                     "lessons/ in a source checkout, else ~/compresslab-lessons)")
+    lab.add_argument("--ip", default="127.0.0.1")
+    lab.add_argument("--port", type=int, default=0, help="port (default: JupyterLab's choice)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    lab.add_argument("extra", nargs=argparse.REMAINDER, help="further arguments for jupyter lab")
+    lab.set_defaults(func=_cmd_lab)
+
+    run = sub.add_parser("run-lessons", help="execute lessons headless and print a table")
+    run.add_argument("paths", nargs="*", help="notebooks or folders (default: every lesson)")
+    run.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    run.add_argument("--write", action="store_true", help="save the outputs into the notebooks")
+    run.set_defaults(func=_cmd_run_lessons)
+
+    st = sub.add_parser("student", help="write student editions (solutions removed)")
+    st.add_argument("src", help="a lesson notebook or a folder of them")
+    st.add_argument("-o", "--output", required=True, help="output folder (or .ipynb for one file)")
+    st.set_defaults(func=_cmd_student)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Lessons as files: where they live, student editions, and running them headless.
+
+Exercise solutions are marked the nbgrader way::
+
+    def magnitude_mask(w, amount):
+        ### BEGIN SOLUTION
+        ...
+        ### END SOLUTION
+
+and the student edition replaces each marked region by ``raise NotImplementedError()`` at the
+same indentation (in Markdown cells by "YOUR ANSWER HERE"), clears every output, and keeps the
+nbgrader cell metadata, so ``nbgrader generate_assignment`` works on the same files.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+_MARK = re.compile(r"^(\s*)### (BEGIN|END) SOLUTION\s*$")
+
+
+# --------------------------------------------------------------------------------------------
+# Where the lessons are
+# --------------------------------------------------------------------------------------------
+def lessons_source() -> Path:
+    """The lessons shipped with this install: ``compresslab/lessons`` in a wheel, or the
+    repository's ``lessons/`` folder in a source checkout (editable install)."""
+    pkg = Path(__file__).resolve().parent
+    for candidate in (pkg / "lessons", pkg.parent / "lessons"):
+        if candidate.is_dir() and any(candidate.glob("*.ipynb")):
+            return candidate
+    raise FileNotFoundError("compresslab's lessons were not found next to the package; "
+                            "reinstall compresslab")
+
+
+def default_workdir() -> Path:
+    return Path(os.environ.get("COMPRESSLAB_LESSONS_DIR", Path.home() / "compresslab-lessons"))
+
+
+def lesson_paths(paths=None) -> list[Path]:
+    """Notebook files named by ``paths`` (files or folders), or every shipped lesson."""
+    if not paths:
+        paths = [lessons_source()]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.glob("*.ipynb") if not q.name.startswith(".")))
+        elif p.suffix == ".ipynb" and p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{str(p)!r} is neither a notebook nor a folder of notebooks")
+    return out
+
+
+def prepare_workdir(target: Path | None = None) -> Path:
+    """The folder ``compresslab lab`` opens.
+
+    In a source checkout, the repository's own ``lessons/``. From a wheel, the shipped lessons
+    are copied into ``target`` (default ``~/compresslab-lessons``) on first use; a learner's
+    edited copies are never overwritten, lessons added by an upgrade are copied in.
+    """
+    src = lessons_source()
+    if target is None and src.parent == Path(__file__).resolve().parent.parent:
+        return src  # source checkout: work in the repository
+    target = Path(target) if target is not None else default_workdir()
+    target.mkdir(parents=True, exist_ok=True)
+    for nb in src.iterdir():
+        if nb.is_file() and not (target / nb.name).exists():
+            shutil.copy2(nb, target / nb.name)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# Student editions
+# --------------------------------------------------------------------------------------------
+def strip_solutions(source: str, *, markdown: bool = False, where: str = "cell") -> str:
+    """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region of one cell."""
+    out: list[str] = []
+    inside = False
+    for line in source.splitlines(keepends=True):
+        m = _MARK.match(line.rstrip("\n"))
+        if m and m.group(2) == "BEGIN":
+            if inside:
+                raise ValueError(f"{where}: nested {BEGIN}")
+            inside = True
+            indent = m.group(1)
+            out.append("YOUR ANSWER HERE\n" if markdown else f"{indent}raise NotImplementedError()\n")
+        elif m and m.group(2) == "END":
+            if not inside:
+                raise ValueError(f"{where}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: {BEGIN} without {END}")
+    return "".join(out)
+
+
+def student_notebook(nb):
+    """A student edition of a notebook object (nbformat): solutions stripped, outputs cleared."""
+    nb = copy.deepcopy(nb)
+    for i, cell in enumerate(nb.cells):
+        src = cell.source
+        if BEGIN in src or END in src:
+            cell.source = strip_solutions(src, markdown=cell.cell_type == "markdown", where=f"cell {i}")
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.get("metadata", {}).pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def write_student_editions(src, dest) -> list[Path]:
+    """Write the student edition of a notebook or a folder of notebooks into ``dest``."""
+    import nbformat
+
+    src, dest = Path(src).resolve(), Path(dest).resolve()
+    notebooks = lesson_paths([src])
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks in {str(src)!r}")
+    if dest.suffix == ".ipynb":
+        if len(notebooks) != 1:
+            raise ValueError("a single output file needs a single input notebook")
+        targets = [dest]
+    else:
+        targets = [dest / nb.name for nb in notebooks]
+    for nb_path, out in zip(notebooks, targets):
+        if out.resolve() == nb_path.resolve():
+            raise ValueError(f"refusing to overwrite the source notebook {str(nb_path)!r}: "
+                             "choose another output folder")
+    written = []
+    for nb_path, out in zip(notebooks, targets):
+        nb = nbformat.read(nb_path, as_version=4)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(student_notebook(nb), out)
+        written.append(out)
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# Running lessons headless
+# --------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    path: Path
+    seconds: float
+    status: str  # "ok" or "failed"
+    error: str = ""
+
+
+def run_notebook(path, *, timeout: int = 300, write: bool = False, kernel: str = "python3",
+                 env: dict | None = None) -> RunResult:
+    """Execute a notebook top to bottom in a fresh kernel (its own folder as working directory)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    t0 = time.perf_counter()
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        client.execute()
+        status, error = "ok", ""
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        status, error = "failed", str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - t0
+    if write and status == "ok":
+        nbformat.write(nb, path)
+    return RunResult(path, seconds, status, error)

@@ -1,0 +1,156 @@
+"""Data for the lessons: the 8x8 digits shipped in the package, and MNIST-family IDX files.
+
+``load_digits`` needs no network and no scikit-learn: the 1,797 images live in
+``compresslab/datasets/digits.npz`` (provenance and licence in ``DIGITS_PROVENANCE.txt`` beside it).
+``load_idx`` reads MNIST, Fashion-MNIST or KMNIST from a folder you downloaded yourself.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import _validate as V
+
+__all__ = ["Split", "load_digits", "load_idx", "read_idx", "stratified_split"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train / validation / test split. Features are float32 in [0, 1]; labels int64."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple[int, ...]
+    num_classes: int = 10
+
+    def images(self, part: str = "train") -> np.ndarray:
+        """The features of ``part`` reshaped to (N, 1, H, W) for convolutional networks."""
+        V.check_choice(part, "part", {"train", "val", "test"})
+        X = getattr(self, f"X_{part}")
+        return X.reshape(len(X), 1, *self.image_shape)
+
+    def __repr__(self) -> str:
+        return (f"Split(train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)}, "
+                f"image_shape={self.image_shape}, num_classes={self.num_classes})")
+
+
+def stratified_split(y: np.ndarray, fractions=(0.6, 0.2, 0.2), seed=0) -> tuple[np.ndarray, ...]:
+    """Indices of a split that keeps each class's share in every part (deterministic per seed).
+
+    Every class is shuffled with the seed and cut at the cumulative fractions, so each part
+    holds ``round(fraction * class_count)`` examples of each class.
+    """
+    y = V.as_labels(y, "y")
+    fr = np.asarray(fractions, dtype=float)
+    if fr.ndim != 1 or len(fr) < 2 or (fr <= 0).any() or not np.isclose(fr.sum(), 1.0):
+        raise ValueError(f"fractions must be positive and sum to 1, got {tuple(fractions)}")
+    g = V.rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in fr]
+    for c in np.unique(y):
+        idx = g.permutation(np.flatnonzero(y == c))
+        cuts = np.round(np.cumsum(fr)[:-1] * len(idx)).astype(int)
+        for k, chunk in enumerate(np.split(idx, cuts)):
+            parts[k].append(chunk)
+    return tuple(g.permutation(np.concatenate(p)) for p in parts)
+
+
+def load_digits(seed: int = 0, fractions=(0.6, 0.2, 0.2)) -> Split:
+    """The 8x8 handwritten digits (1,797 images, 10 classes), split train / val / test.
+
+    Pixels are scaled from 0..16 to float32 in [0, 1] and flattened to 64 features. The split
+    is stratified by class and the same for the same ``seed`` on every machine.
+
+    Examples
+    --------
+    >>> d = load_digits()
+    >>> d.X_train.shape, d.X_val.shape, d.X_test.shape
+    ((1078, 64), (360, 64), (359, 64))
+    """
+    V.check_int(seed, "seed", 0)
+    with resources.files("compresslab").joinpath("datasets/digits.npz").open("rb") as f:
+        with np.load(f, allow_pickle=False) as z:
+            images, target = z["images"], z["target"]
+    X = (images.reshape(len(images), -1).astype(np.float32) / 16.0)
+    y = target.astype(np.int64)
+    tr, va, te = stratified_split(y, fractions, seed)
+    return Split(X[tr], y[tr], X[va], y[va], X[te], y[te], image_shape=(8, 8))
+
+
+# --------------------------------------------------------------------------------------------
+# IDX (MNIST family)
+# --------------------------------------------------------------------------------------------
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one IDX file (plain or gzip) into an array, validating its header and length.
+
+    Format (LeCun et al.): two zero bytes, a type byte, a byte with the number of dimensions,
+    one big-endian uint32 per dimension, then the data in row-major order.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"IDX file {str(path)!r} does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"IDX file {str(path)!r} cannot be read: {exc}") from None
+    if len(raw) < 4:
+        raise ValueError(f"IDX file {str(path)!r} is truncated: {len(raw)} bytes, no header")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"IDX file {str(path)!r} has a wrong magic number "
+                         f"0x{int.from_bytes(raw[:4], 'big'):08x}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise ValueError(f"IDX file {str(path)!r} is truncated in its header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    got = len(raw) - header
+    if got != expected:
+        what = "truncated" if got < expected else "longer than its header says"
+        raise ValueError(f"IDX file {str(path)!r} is {what}: header shape {shape} needs "
+                         f"{expected} bytes of data, found {got}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"no file {stem!r} (or {stem}.gz) in {str(folder)!r}")
+
+
+def load_idx(folder, kind: str = "train", normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of an MNIST-family set (MNIST, Fashion-MNIST, KMNIST) from ``folder``.
+
+    Looks for ``{kind}-images-idx3-ubyte[.gz]`` and ``{kind}-labels-idx1-ubyte[.gz]`` with
+    ``kind`` = "train" or "t10k". Images come back as float32 in [0, 1] of shape (N, H, W)
+    (or uint8 with ``normalize=False``), labels as int64. Nothing is downloaded.
+    """
+    V.check_choice(kind, "kind", {"train", "t10k"})
+    folder = Path(os.fspath(folder))
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {str(folder)!r} does not exist")
+    img_path = _find(folder, f"{kind}-images-idx3-ubyte")
+    lbl_path = _find(folder, f"{kind}-labels-idx1-ubyte")
+    images, labels = read_idx(img_path), read_idx(lbl_path)
+    if images.ndim != 3:
+        raise ValueError(f"{str(img_path)!r} should hold 3-D images, has shape {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{str(lbl_path)!r} holds {labels.shape} labels for {len(images)} images")
+    images = images.astype(np.float32) / 255.0 if normalize else images
+    return images, labels.astype(np.int64)

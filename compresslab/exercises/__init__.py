@@ -1,0 +1,24 @@
+"""Exercise checkers, one module per lesson (``lesson00``, ``lesson01``, ...).
+
+>>> from compresslab.exercises import lesson00 as ex          # doctest: +SKIP
+>>> ex.check_model_bytes(model_bytes)                          # doctest: +SKIP
+[PASS] Exercise 0.1 (model bytes): all 6 test cases agree with the reference.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ._core import (ERROR, FAIL, NOT_ATTEMPTED, PASS, REGISTRY, Case, CheckResult, Feedback,
+                    Mistake, checker, compare_cases, reset, results, results_as_dicts, same)
+
+__all__ = ["PASS", "FAIL", "NOT_ATTEMPTED", "ERROR", "Case", "CheckResult", "Feedback", "Mistake",
+           "checker", "compare_cases", "results", "results_as_dicts", "reset", "same", "all_checkers"]
+
+
+def all_checkers() -> dict[str, dict]:
+    """Import every lesson's checker module and return the registry {exercise id: info}."""
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name.startswith("lesson"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    return dict(sorted(REGISTRY.items(), key=lambda kv: [int(p) for p in kv[0].split(".")]))

@@ -1,0 +1,194 @@
+"""The checker framework behind every exercise.
+
+A checker runs the learner's function on a few random and edge-case inputs, compares each
+result with the reference implementation, and prints one clear line: a pass, or a *specific*
+hint. Hints come from "classic mistakes": a checker computes what a typical wrong version would
+return, and if the learner's answer equals it, says what that mistake is. Nothing the learner
+writes can crash the notebook: exceptions become hints, and ``NotImplementedError`` (the
+untouched student edition) reads "not attempted yet".
+
+Every result is also recorded (``results()``) so ``compresslab grade`` can collect them.
+Set the environment variable ``COMPRESSLAB_STRICT=1`` to make a failing check raise
+``AssertionError`` (what nbgrader's autograder expects of a test cell).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+PASS, FAIL, NOT_ATTEMPTED, ERROR = "pass", "fail", "not attempted", "error"
+
+_ICONS = {PASS: "PASS", FAIL: "TRY AGAIN", NOT_ATTEMPTED: "NOT ATTEMPTED YET", ERROR: "ERROR"}
+
+REGISTRY: dict[str, dict] = {}
+_RESULTS: list["CheckResult"] = []
+
+
+@dataclass
+class CheckResult:
+    exercise: str
+    title: str
+    status: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{_ICONS[self.status]}] Exercise {self.exercise} ({self.title}): {self.message}"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input to try: a short description (shown in hints) and the positional arguments."""
+
+    description: str
+    args: tuple
+    kwargs: dict | None = None
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A classic wrong version: if the learner's output equals ``fn(*args)``, show ``hint``."""
+
+    fn: Callable[..., Any]
+    hint: str
+
+
+class Feedback(Exception):
+    """Raised inside a checker to fail with a specific message."""
+
+
+def results() -> list[CheckResult]:
+    """Every check run so far in this process (newest last)."""
+    return list(_RESULTS)
+
+
+def results_as_dicts() -> list[dict]:
+    return [asdict(r) for r in _RESULTS]
+
+
+def reset() -> None:
+    _RESULTS.clear()
+
+
+def checker(exercise: str, title: str, lesson: str):
+    """Register a checker. The wrapped function receives the learner's object and returns a
+    message on success or raises :class:`Feedback` with a hint; the wrapper turns that (and any
+    other exception) into a recorded, printed :class:`CheckResult`."""
+
+    def decorate(check: Callable[..., str]):
+        @functools.wraps(check)
+        def wrapper(answer, *args, quiet: bool = False, **kwargs):
+            result = _run(exercise, title, check, answer, args, kwargs)
+            _RESULTS.append(result)
+            if not quiet:
+                print(result)
+            if os.environ.get("COMPRESSLAB_STRICT") == "1" and not result.passed:
+                raise AssertionError(str(result))
+            return result if quiet else None
+
+        REGISTRY[exercise] = {"title": title, "lesson": lesson, "checker": wrapper}
+        wrapper.exercise = exercise
+        return wrapper
+
+    return decorate
+
+
+def _run(exercise, title, check, answer, args, kwargs) -> CheckResult:
+    try:
+        message = check(answer, *args, **kwargs)
+        return CheckResult(exercise, title, PASS, message or "correct.")
+    except NotImplementedError:
+        return CheckResult(exercise, title, NOT_ATTEMPTED,
+                           "replace `raise NotImplementedError()` with your code, then run this cell again.")
+    except Feedback as fb:
+        return CheckResult(exercise, title, FAIL, str(fb))
+    except _LearnerError as le:
+        return CheckResult(exercise, title, ERROR, str(le))
+    except Exception as exc:  # a bug in the checker itself must not crash the lesson either
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return CheckResult(exercise, title, ERROR, f"the checker could not run ({tb}).")
+
+
+class _LearnerError(Exception):
+    pass
+
+
+def call(fn: Callable, case: Case) -> Any:
+    """Call the learner's function on a case; their exceptions become readable hints."""
+    if not callable(fn):
+        raise Feedback(f"expected a function, got {type(fn).__name__}. Pass the function itself, "
+                       "without calling it (no parentheses).")
+    try:
+        return fn(*_copy_args(case.args), **(case.kwargs or {}))
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        msg = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise _LearnerError(f"your function raised {msg} on {case.description}.") from None
+
+
+def _copy_args(args: tuple) -> tuple:
+    # Learners may modify inputs in place; every call gets fresh copies.
+    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+
+
+def same(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    """Equal values and shapes (exact for integers and booleans, close for floats)."""
+    try:
+        a_arr, b_arr = np.asarray(a), np.asarray(b)
+    except Exception:
+        return False
+    if a_arr.shape != b_arr.shape:
+        return False
+    if a_arr.dtype == object or b_arr.dtype == object:
+        return bool(a == b)
+    if np.issubdtype(a_arr.dtype, np.floating) or np.issubdtype(b_arr.dtype, np.floating):
+        return bool(np.allclose(a_arr.astype(float), b_arr.astype(float), rtol=rtol, atol=atol,
+                                equal_nan=True))
+    return bool(np.array_equal(a_arr, b_arr))
+
+
+def compare_cases(answer: Callable, reference: Callable, cases: Sequence[Case],
+                  mistakes: Iterable[Mistake] = (), *, equal: Callable[[Any, Any], bool] = same,
+                  describe: Callable[[Any], str] | None = None) -> str:
+    """Check ``answer`` against ``reference`` on every case; raise Feedback naming the first
+    classic mistake the answer matches, or the first case it gets wrong."""
+    mistakes = list(mistakes)
+    show = describe or _describe
+    for case in cases:
+        got = call(answer, case)
+        want = reference(*_copy_args(case.args), **(case.kwargs or {}))
+        if equal(got, want):
+            continue
+        for m in mistakes:
+            try:
+                wrong = m.fn(*_copy_args(case.args), **(case.kwargs or {}))
+            except Exception:
+                continue
+            if equal(got, wrong):
+                raise Feedback(f"{m.hint} (seen on {case.description})")
+        shape_hint = ""
+        ga, wa = np.asarray(got, dtype=object) if got is None else np.asarray(got), np.asarray(want)
+        if ga.shape != wa.shape:
+            shape_hint = f" Your result has shape {ga.shape}, the expected one {wa.shape}."
+        raise Feedback(f"wrong result on {case.description}: expected {show(want)}, got {show(got)}."
+                       + shape_hint)
+    return f"all {len(cases)} test cases agree with the reference."
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, np.ndarray):
+        if x.size <= 8:
+            return np.array2string(x, precision=4, separator=", ")
+        return f"an array of shape {x.shape}"
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return repr(x)
