@@ -21,7 +21,7 @@ def _cmd_lab(args) -> int:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    cmd += args.extra
+    cmd += args.extra  # unknown options go to JupyterLab, e.g. --IdentityProvider.token=...
     print(f"compresslab: opening the lessons in {folder}", flush=True)
     proc = subprocess.Popen(cmd)
 
@@ -70,18 +70,31 @@ def _cmd_student(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from . import speed
+
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+        speed.run_bench(args.out, batch=args.batch, sizes=sizes, repeat=args.repeat,
+                        threads=args.threads, seed=args.seed, progress=not args.no_progress)
+    except (ImportError, ValueError) as exc:
+        print(f"compresslab bench: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compresslab", description="Learn neural-network compression "
                                 "and acceleration in JupyterLab.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    lab = sub.add_parser("lab", help="open the lessons in JupyterLab")
+    lab = sub.add_parser("lab", help="open the lessons in JupyterLab (other options are passed "
+                         "on to jupyter lab)")
     lab.add_argument("--dir", help="folder for your copy of the lessons (default: the repository's "
                      "lessons/ in a source checkout, else ~/compresslab-lessons)")
     lab.add_argument("--ip", default="127.0.0.1")
     lab.add_argument("--port", type=int, default=0, help="port (default: JupyterLab's choice)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a web browser")
-    lab.add_argument("extra", nargs=argparse.REMAINDER, help="further arguments for jupyter lab")
     lab.set_defaults(func=_cmd_lab)
 
     run = sub.add_parser("run-lessons", help="execute lessons headless and print a table")
@@ -94,11 +107,28 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("src", help="a lesson notebook or a folder of them")
     st.add_argument("-o", "--output", required=True, help="output folder (or .ipynb for one file)")
     st.set_defaults(func=_cmd_student)
+
+    bench = sub.add_parser("bench", help="measure dense vs pruned vs int8 vs sparse speed on this "
+                           "machine; print a table, write a JSON report and a PNG plot")
+    bench.add_argument("--out", help="folder for bench.json and bench.png (default: print only)")
+    bench.add_argument("--batch", type=int, default=64, help="batch size of the model comparison")
+    bench.add_argument("--repeat", type=int, default=15, help="interleaved rounds per comparison")
+    bench.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch "
+                       "(default: leave as is)")
+    bench.add_argument("--sizes", default="1024,4096,4096,10",
+                       help="layer sizes of the MLP, comma-separated (default: 1024,4096,4096,10)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(func=_cmd_bench)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     return args.func(args)
 
 

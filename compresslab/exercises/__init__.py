@@ -22,3 +22,13 @@ def all_checkers() -> dict[str, dict]:
         if mod.name.startswith("lesson"):
             importlib.import_module(f"{__name__}.{mod.name}")
     return dict(sorted(REGISTRY.items(), key=lambda kv: [int(p) for p in kv[0].split(".")]))
+
+
+def __getattr__(name: str):
+    # `cl.exercises.lesson01` works without an explicit import
+    if name.startswith("lesson"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            pass
+    raise AttributeError(f"module 'compresslab.exercises' has no attribute {name!r}")

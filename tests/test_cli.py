@@ -1,0 +1,161 @@
+"""The command line: student editions, run-lessons, and `compresslab lab` serving JupyterLab."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from compresslab import cli, course
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
+
+
+def _nb(path, *cells):
+    nb = new_notebook(cells=list(cells))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_strip_solutions_keeps_indentation_and_handles_markdown():
+    src = "def f(x):\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\nprint(1)\n"
+    assert course.strip_solutions(src) == "def f(x):\n    raise NotImplementedError()\n\nprint(1)\n"
+    md = "Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION\n"
+    assert course.strip_solutions(md, markdown=True) == "Why?\nYOUR ANSWER HERE\n"
+    for bad in ("### BEGIN SOLUTION\nx", "x\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION\n"):
+        with pytest.raises(ValueError, match="SOLUTION"):
+            course.strip_solutions(bad)
+
+
+def test_student_command_writes_editions_and_refuses_to_overwrite(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    _nb(src / "a.ipynb", new_markdown_cell("# A"),
+        new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", outputs=[]),
+        new_code_cell("print(2)", execution_count=3,
+                      outputs=[nbformat.v4.new_output("stream", name="stdout", text="2\n")]))
+    assert cli.main(["student", str(src), "-o", str(tmp_path / "out")]) == 0
+    out = nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4)
+    assert "return 42" not in out.cells[1].source and "raise NotImplementedError()" in out.cells[1].source
+    assert out.cells[2].outputs == [] and out.cells[2].execution_count is None
+    assert cli.main(["student", str(src), "-o", str(src)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert cli.main(["student", str(src / "a.ipynb"), "-o", str(src / "a.ipynb")]) == 2
+
+
+def _solution_lines(nb):
+    lines, inside = set(), False
+    for cell in nb.cells:
+        for line in cell.source.splitlines():
+            s = line.strip()
+            if s.startswith("### BEGIN SOLUTION"):
+                inside = True
+            elif s.startswith("### END SOLUTION"):
+                inside = False
+            elif inside and s:
+                lines.add(s)
+    return lines
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_student_edition_contains_no_solution_line(lesson, tmp_path):
+    nb = nbformat.read(lesson, as_version=4)
+    solutions = _solution_lines(nb)
+    assert solutions, f"{lesson.name} has no exercise"
+    outside = {l.strip() for c in course.student_notebook(nb).cells for l in c.source.splitlines()}
+    # a line that also appears outside every solution region in the instructor edition is not a leak
+    given = {l.strip() for c in nb.cells for l in course.strip_solutions(c.source, markdown=c.cell_type == "markdown").splitlines()}
+    leaked = (solutions & outside) - given
+    assert not leaked, f"solution lines leak into the student edition: {sorted(leaked)}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_checker_cells_are_checked_by_nbval_and_pass(lesson):
+    nb = nbformat.read(lesson, as_version=4)
+    checks = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert checks, f"{lesson.name} has no checker cell"
+    for c in checks:
+        assert "nbval-check-output" in c.metadata.get("tags", []), c.source
+        text = "".join(o.get("text", "") for o in c.outputs)
+        assert "[PASS]" in text and "Exercise" in text, (lesson.name, c.source, text)
+
+
+def test_run_lessons_reports_and_fails_on_error(tmp_path, capsys):
+    good = _nb(tmp_path / "good.ipynb", new_code_cell("x = 1 + 1\nprint(x)"))
+    bad = _nb(tmp_path / "bad.ipynb", new_code_cell("raise RuntimeError('boom')"))
+    assert cli.main(["run-lessons", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "good.ipynb" in out and "ok" in out and "1 of 1 lessons ran without error" in out
+    assert cli.main(["run-lessons", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "failed" in out and "RuntimeError" in out and "1 of 2" in out
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid):
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    except FileNotFoundError:  # pragma: no cover
+        return []
+    return [int(p) for p in out.split()]
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie counts as gone
+    try:
+        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_lab_serves_the_lessons_and_stops_cleanly(tmp_path, sig):
+    pytest.importorskip("jupyterlab")
+    port, token = _free_port(), "compresslab-test-token"
+    workdir = tmp_path / "lessons"
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    proc = subprocess.Popen([sys.executable, "-m", "compresslab.cli", "lab", "--no-browser",
+                             "--port", str(port), "--dir", str(workdir),
+                             f"--IdentityProvider.token={token}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline, status = time.time() + 90, None
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=5) as r:
+                    status = r.status
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, "JupyterLab did not answer on /lab"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents?token={token}", timeout=10) as r:
+            names = {c["name"] for c in json.load(r)["content"]}
+        assert {p.name for p in LESSONS} <= names
+        kids = _children(proc.pid)
+        assert kids, "compresslab lab should run jupyter lab as a child process"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert not [k for k in kids if _alive(k)], "a JupyterLab process survived"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,43 @@
+"""`import compresslab` needs only NumPy and imports nothing heavy."""
+import subprocess
+import sys
+
+BLOCKER = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'matplotlib', 'ipywidgets', 'tqdm', 'scipy', 'IPython'):\n"
+    "            raise ImportError('blocked ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+
+
+def test_import_with_only_numpy():
+    code = BLOCKER + (
+        "import time; t = time.perf_counter()\n"
+        "import compresslab, compresslab.nn, compresslab.data, compresslab.speed, compresslab.backend\n"
+        "import compresslab.exercises\n"
+        "heavy = [m for m in ('torch', 'matplotlib', 'ipywidgets', 'scipy') if m in sys.modules]\n"
+        "print(heavy, compresslab.__version__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("[] ")
+
+
+def test_training_works_without_tqdm_or_torch():
+    code = BLOCKER + (
+        "import numpy as np, compresslab as cl\n"
+        "m = cl.nn.mlp((4, 3), seed=0)\n"
+        "h = cl.nn.fit(m, np.random.default_rng(0).random((20, 4)), np.arange(20) % 3, epochs=2)\n"
+        "print(len(h.loss))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
+
+
+def test_bare_import_is_lazy():
+    code = "import sys, compresslab; print(sorted(m for m in sys.modules if m.startswith('compresslab')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['compresslab']"
