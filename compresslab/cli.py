@@ -83,6 +83,22 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_grade(args) -> int:
+    from . import grading
+
+    try:
+        rows = grading.grade(args.submissions, args.output, time_limit=args.timeout)
+    except FileNotFoundError as exc:
+        print(f"compresslab grade: error: {exc}", file=sys.stderr)
+        return 2
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"wrote {len(rows)} rows to {args.output}: "
+          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compresslab", description="Learn neural-network compression "
                                 "and acceleration in JupyterLab.")
@@ -107,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("src", help="a lesson notebook or a folder of them")
     st.add_argument("-o", "--output", required=True, help="output folder (or .ipynb for one file)")
     st.set_defaults(func=_cmd_student)
+
+    gr = sub.add_parser("grade", help="run submitted notebooks and write a CSV of exercise results")
+    gr.add_argument("submissions", help="folder with one sub-folder per student")
+    gr.add_argument("-o", "--output", default="grades.csv", help="CSV file to write")
+    gr.add_argument("--timeout", type=float, default=300.0, help="seconds per notebook")
+    gr.set_defaults(func=_cmd_grade)
 
     bench = sub.add_parser("bench", help="measure dense vs pruned vs int8 vs sparse speed on this "
                            "machine; print a table, write a JSON report and a PNG plot")

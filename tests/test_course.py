@@ -1,0 +1,96 @@
+"""Course tooling: student editions run clean, grading survives broken submissions."""
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from compresslab import cli, course, grading
+from compresslab.exercises import ERROR, FAIL, NOT_ATTEMPTED, PASS
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_student_edition_runs_with_every_exercise_not_attempted(lesson, tmp_path):
+    (out,) = course.write_student_editions(lesson, tmp_path)
+    run = grading.run_submission(out, time_limit=240)
+    assert not run.problem, run.problem
+    assert not run.cell_errors, run.cell_errors
+    expected = grading.expected_exercises(lesson.stem)
+    assert expected, f"{lesson.name} has no registered exercise"
+    statuses = {k: run.results.get(k, {}).get("status") for k in expected}
+    assert statuses == {k: NOT_ATTEMPTED for k in expected}, statuses
+
+
+def _lesson00_cells(solutions: bool):
+    """The setup cell and the exercise cells of lesson 00 (instructor or student edition)."""
+    nb = nbformat.read(ROOT / "lessons" / "00_tour.ipynb", as_version=4)
+    if not solutions:
+        nb = course.student_notebook(nb)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    setup = next(c for c in cells if "import compresslab as cl" in c.source)
+    exercises = [c for c in cells if "nbgrader" in c.metadata]
+    return [setup] + exercises
+
+
+def _write(folder: Path, student: str, cells, name="00_tour.ipynb"):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.from_dict(dict(c)) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (folder / student).mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / student / name)
+
+
+def _replace(cells, old, new):
+    out = []
+    for c in cells:
+        c = nbformat.from_dict(json.loads(json.dumps(c)))
+        c.source = c.source.replace(old, new)
+        out.append(c)
+    return out
+
+
+def test_grade_a_mixed_folder(tmp_path):
+    subs = tmp_path / "submitted"
+    good = _lesson00_cells(solutions=True)
+    code = nbformat.v4.new_code_cell
+    _write(subs, "ada", good)
+    _write(subs, "bob", _replace(good, "return math.ceil(count * bits / 8)", "return count"))
+    _write(subs, "cy", _lesson00_cells(solutions=False))
+    _write(subs, "dee", [code("raise RuntimeError('a broken cell does not stop grading')")] + good)
+    _write(subs, "eve", good[:3] + [code("import os; os._exit(1)")] + good[3:])
+    _write(subs, "fay", [good[0], code("while True:\n    pass")] + good[1:])
+    _write(subs, "gus", good)
+    (subs / "gus" / "00_tour.ipynb").write_text('{"cells": [ this is not json')
+    _write(subs, "hal", good, name="my_notes.ipynb")
+
+    out = tmp_path / "grades.csv"
+    assert cli.main(["grade", str(subs), "-o", str(out), "--timeout", "25"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    got = {(r["student"], r["exercise"]): r["status"] for r in rows}
+    assert got == {
+        ("ada", "0.1"): PASS, ("ada", "0.2"): PASS,
+        ("bob", "0.1"): FAIL, ("bob", "0.2"): PASS,
+        ("cy", "0.1"): NOT_ATTEMPTED, ("cy", "0.2"): NOT_ATTEMPTED,
+        ("dee", "0.1"): PASS, ("dee", "0.2"): PASS,
+        ("eve", "0.1"): ERROR, ("eve", "0.2"): ERROR,
+        ("fay", "0.1"): ERROR, ("fay", "0.2"): ERROR,
+        ("gus", "0.1"): ERROR, ("gus", "0.2"): ERROR,
+        ("hal", "-"): ERROR,
+    }
+    detail = {(r["student"], r["exercise"]): r["detail"] for r in rows}
+    assert "number of parameters" in detail[("bob", "0.1")]
+    assert "kernel died" in detail[("eve", "0.1")]
+    assert "time limit" in detail[("fay", "0.1")]
+    assert "not a valid notebook" in detail[("gus", "0.1")]
+    assert "not a compresslab lesson" in detail[("hal", "-")]
+
+
+def test_grade_needs_student_folders(tmp_path, capsys):
+    assert cli.main(["grade", str(tmp_path / "missing"), "-o", str(tmp_path / "g.csv")]) == 2
+    (tmp_path / "flat").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "flat" / "00_tour.ipynb")
+    assert cli.main(["grade", str(tmp_path / "flat"), "-o", str(tmp_path / "g.csv")]) == 2
+    assert "SUBMISSIONS/<student>/<lesson>.ipynb" in capsys.readouterr().err
