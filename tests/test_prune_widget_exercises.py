@@ -1,0 +1,170 @@
+"""Lesson 01 extras: the pruning explorer (speed, readout changes) and the exercise checkers
+(accept correct answers, name the classic mistakes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compresslab import data, nn
+from compresslab import prune as P
+from compresslab.exercises import lesson01 as ex
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    d = data.load_digits(seed=0)
+    m = nn.mlp((64, 300, 100, 10), seed=0)
+    nn.fit(m, d.X_train, d.y_train, epochs=3, progress=False)
+    return m, d
+
+
+def test_widget_updates_fast_and_readout_changes(trained):
+    pytest.importorskip("ipywidgets")
+    from compresslab.widgets import prune as W
+    m, d = trained
+    explorer = W.build(m, d.X_test, d.y_test)
+    ui = explorer.widget()
+    assert ui is not None and explorer.readout.value and explorer.image.value
+    before, png_before = explorer.readout.value, explorer.image.value
+    explorer.slider.value = 0.9  # as a browser would
+    assert explorer.readout.value != before and explorer.image.value != png_before
+    assert "90.0%" in explorer.readout.value
+    for method in W.METHODS:
+        explorer.method_dd.value = method
+        assert method in explorer.readout.value
+    explorer.method_dd.value = "magnitude"
+    explorer.layer_dd.value = "2.weight"
+    assert "2.weight" in explorer.readout.value
+    times = explorer.time_updates(np.linspace(0, 0.95, 15))
+    med = float(np.median(times))
+    print(f"pruning explorer: median update {1e3 * med:.1f} ms")
+    assert med <= 0.1
+    # the model the widget shows is not the caller's: untouched
+    assert not P.sparsity(m).zeros
+
+
+def test_widget_accuracy_is_the_pruned_models(trained):
+    pytest.importorskip("ipywidgets")
+    from compresslab.widgets import prune as W
+    m, d = trained
+    explorer = W.build(m, d.X_test, d.y_test)
+    explorer.update(sparsity=0.7, method="structured", layer="0.weight")
+    ref = P.apply_masks(m.copy(), {"0.weight": P.structured(m[0].weight, 0.7, dim=0)})
+    assert explorer.accuracy == pytest.approx(nn.evaluate(ref, d.X_test, d.y_test))
+    with pytest.raises(ValueError, match="method"):
+        explorer.update(method="nope")
+
+
+def _ok(result):
+    return result.status == "pass"
+
+
+def test_checker_1_1_accepts_and_diagnoses():
+    def good(w, amount):
+        k = amount if isinstance(amount, int) else round(amount * w.size)
+        mask = np.ones(w.size, np.float32)
+        mask[np.argsort(np.abs(w), axis=None)[:k]] = 0
+        return mask.reshape(w.shape)
+
+    assert _ok(ex.check_magnitude_mask(good, quiet=True))
+    assert _ok(ex.check_magnitude_mask(P.magnitude, quiet=True))
+    hints = {
+        ex._signed: "signed", ex._floor: "rounded down", ex._ceil: "rounded up",
+        ex._largest: "largest", ex._keeps_k: "inverted", ex._off_by_one: "off-by-one",
+    }
+    for wrong, word in hints.items():
+        r = ex.check_magnitude_mask(wrong, quiet=True)
+        assert r.status == "fail" and word in r.message, (word, r.message)
+    r = ex.check_magnitude_mask(lambda w, a: w, quiet=True)
+    assert r.status == "fail"
+
+    def todo(w, amount):
+        raise NotImplementedError()
+    assert ex.check_magnitude_mask(todo, quiet=True).status == "not attempted"
+
+
+def test_checker_1_2_accepts_and_diagnoses():
+    def good(W, amount):
+        k = amount if isinstance(amount, int) else round(amount * W.shape[0])
+        mask = np.ones(W.shape, np.float32)
+        mask[np.argsort(np.linalg.norm(W, axis=1))[:k]] = 0
+        return mask
+
+    assert _ok(ex.check_neuron_mask(good, quiet=True))
+    for wrong, word in {ex._wrong_axis: "columns", ex._signed_sum_rows: "signed sum",
+                        ex._floor_rows: "rounded down", ex._unstructured: "unstructured"}.items():
+        r = ex.check_neuron_mask(wrong, quiet=True)
+        assert r.status == "fail" and word in r.message, (word, r.message)
+
+
+def test_checker_1_3_accepts_and_diagnoses():
+    assert _ok(ex.check_remove_neurons(lambda W1, b1, W2, k: (W1[k], b1[k], W2[:, k]), quiet=True))
+    for wrong, word in {ex._forgot_next: "forgot the next layer", ex._next_rows: "columns",
+                        ex._cols_first: "row", ex._forgot_bias: "biases"}.items():
+        r = ex.check_remove_neurons(wrong, quiet=True)
+        assert r.status == "fail" and word in r.message, (word, r.message)
+    assert ex.check_remove_neurons(lambda *a: a[0], quiet=True).status == "fail"
+
+
+def test_checkers_registered():
+    from compresslab.exercises import all_checkers
+    reg = all_checkers()
+    assert {"1.1", "1.2", "1.3", "1.4"} <= set(reg)
+    assert all(reg[k]["lesson"] == "01_pruning" for k in ("1.1", "1.2", "1.3", "1.4"))
+
+
+def test_plots_draw():
+    from compresslab.plots import prune as pp
+    g = np.random.default_rng(0)
+    w = g.normal(size=(30, 20))
+    figs = [pp.weight_histogram(w, 0.5), pp.mask_gallery({"a": P.magnitude(w, 0.5)}),
+            pp.accuracy_vs_sparsity({"x": ([0.5, 0.9], [0.9, 0.8]), "random": ([0.5], [0.5])},
+                                    baseline=0.95, zoom=5),
+            pp.schedule(np.arange(10), np.linspace(0, 0.9, 10), np.arange(10) % 2 == 0),
+            pp.latency_bars(["a", "b"], [1e-3, 5e-4], [1e-4, (4e-4, 6e-4)])]
+    import matplotlib.pyplot as plt
+    for f in figs:
+        assert f.axes
+        plt.close(f)
+
+
+def test_checker_1_4_accepts_and_diagnoses():
+    import itertools
+
+    def good(scan, sizes, budget):
+        best, best_drop = None, np.inf
+        for idx in itertools.product(range(len(scan.sparsities)), repeat=len(scan.layers)):
+            choice = {n: float(scan.sparsities[j]) for n, j in zip(scan.layers, idx)}
+            kept = sum(n - round(choice[k] * n) for k, n in sizes.items())
+            drop = sum(scan.baseline - scan.accuracy[i, j] for i, j in enumerate(idx))
+            if kept <= budget and drop < best_drop:
+                best, best_drop = choice, drop
+        return best
+
+    assert _ok(ex.check_choose_sparsities(good, quiet=True))
+
+    def kept_fraction(*a):
+        return {k: 1 - v for k, v in good(*a).items()}
+
+    def uniform(scan, sizes, budget):
+        for s in scan.sparsities:
+            if sum(n - round(s * n) for n in sizes.values()) <= budget:
+                return {k: float(s) for k in scan.layers}
+
+    def unweighted(scan, sizes, budget):
+        total, best, best_drop = sum(sizes.values()), None, np.inf
+        for idx in itertools.product(range(len(scan.sparsities)), repeat=len(scan.layers)):
+            sp = [scan.sparsities[j] for j in idx]
+            if np.mean([1 - s for s in sp]) * total <= budget:
+                drop = sum(scan.baseline - scan.accuracy[i, j] for i, j in enumerate(idx))
+                if drop < best_drop:
+                    best, best_drop = dict(zip(scan.layers, map(float, sp))), drop
+        return best
+
+    for wrong, word in {kept_fraction: "kept", uniform: "same sparsity for every layer",
+                        unweighted: "different sizes"}.items():
+        r = ex.check_choose_sparsities(wrong, quiet=True)
+        assert r.status == "fail" and word in r.message, (word, r.message)
+    assert ex.check_choose_sparsities(lambda *a: {"0.weight": 0.5}, quiet=True).status == "fail"
