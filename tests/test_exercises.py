@@ -91,3 +91,24 @@ def test_checker_bug_is_reported_not_raised():
     r = check_broken(lambda: 1, quiet=True)
     assert r.status == E.ERROR and "checker could not run" in r.message
     E.REGISTRY.pop("99.1")
+
+
+def test_tuple_answers_of_ragged_shapes_get_a_hint_not_a_checker_error():
+    @E.checker("99.2", "ragged", lesson="test")
+    def check_ragged(fn):
+        cases = [E.Case("two arrays", (np.arange(4.0),))]
+        return E.compare_cases(fn, lambda a: (a[:2], a), cases)
+
+    r = check_ragged(lambda a: (a[:3] * 2, a[:1]), quiet=True)
+    E.REGISTRY.pop("99.2")
+    assert r.status == E.FAIL and "wrong result" in r.message
+
+
+def test_same_shape_wrong_array_says_how_many_entries_differ():
+    @E.checker("99.3", "entries", lesson="test")
+    def check_entries(fn):
+        return E.compare_cases(fn, lambda a: a * 2, [E.Case("a vector", (np.arange(10.0),))])
+
+    r = check_entries(lambda a: a * 2 + (a > 7), quiet=True)
+    E.REGISTRY.pop("99.3")
+    assert r.status == E.FAIL and "2 of 10 entries differ" in r.message

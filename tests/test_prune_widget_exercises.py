@@ -168,3 +168,19 @@ def test_checker_1_4_accepts_and_diagnoses():
         r = ex.check_choose_sparsities(wrong, quiet=True)
         assert r.status == "fail" and word in r.message, (word, r.message)
     assert ex.check_choose_sparsities(lambda *a: {"0.weight": 0.5}, quiet=True).status == "fail"
+
+
+def test_neuron_mask_checker_rejects_l1_norm():
+    import numpy as np
+
+    from compresslab.exercises import lesson01 as ex
+
+    def l1_rows(W, amount):
+        k = round(amount * W.shape[0]) if isinstance(amount, float) else amount
+        drop = np.argsort(np.abs(W).sum(axis=1), kind="stable")[:k]
+        mask = np.ones_like(W)
+        mask[drop] = 0
+        return mask
+
+    r = ex.check_neuron_mask(l1_rows, quiet=True)
+    assert r.status == "fail" and "ranked rows by their L1 norm" in r.message

@@ -176,9 +176,11 @@ def compare_cases(answer: Callable, reference: Callable, cases: Sequence[Case],
             if equal(got, wrong):
                 raise Feedback(f"{m.hint} (seen on {case.description})")
         shape_hint = ""
-        ga, wa = np.asarray(got, dtype=object) if got is None else np.asarray(got), np.asarray(want)
-        if ga.shape != wa.shape:
-            shape_hint = f" Your result has shape {ga.shape}, the expected one {wa.shape}."
+        if isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.shape != want.shape:
+            shape_hint = f" Your result has shape {got.shape}, the expected one {want.shape}."
+        elif isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.size:
+            differ = int(np.sum(~np.isclose(got.astype(float), want.astype(float))))
+            shape_hint = f" {differ} of {got.size} entries differ."
         raise Feedback(f"wrong result on {case.description}: expected {show(want)}, got {show(got)}."
                        + shape_hint)
     return f"all {len(cases)} test cases agree with the reference."

@@ -112,6 +112,17 @@ def _count_over_all(W, amount):
     return np.repeat(keep[:, None], W.shape[1], axis=1)
 
 
+def _l1_rows(W, amount):
+    k = round(amount * W.shape[0]) if isinstance(amount, float) else amount
+    keep = _prune_smallest(np.abs(W).sum(axis=1), k)
+    return np.repeat(keep[:, None], W.shape[1], axis=1)
+
+
+def _l1_l2_disagree():
+    """Rows whose L1 and L2 orders differ: [3, 0, 0, 0] has L2 3 > 2 but L1 3 < 4 of [1, 1, 1, 1]."""
+    return np.array([[3, 0, 0, 0], [1, 1, 1, 1], [4, 4, 0, 0], [2, 2, 2, 2]], np.float32)
+
+
 def _unstructured(W, amount):
     return prune.magnitude(W, amount if isinstance(amount, float) else amount * W.shape[1])
 
@@ -135,10 +146,14 @@ def check_neuron_mask(neuron_mask):
         Case("W of shape (7, 7), amount=2 (an int: 2 neurons)", (_neurons_case(7, 7, 3), 2)),
         Case("W of shape (4, 9), amount=0.0", (_neurons_case(4, 9, 4), 0.0)),
         Case("W of shape (8, 5), amount=0.6 (round(4.8) = 5 neurons)", (_neurons_case(8, 5, 5), 0.6)),
+        Case("rows [3,0,0,0] and [1,1,1,1] (L2 norms 3 and 2, L1 norms 3 and 4), amount=1",
+             (_l1_l2_disagree(), 1)),
     ]
     mistakes = [
         Mistake(_wrong_axis, "you pruned columns (inputs, axis 1). A neuron of a Linear layer is a *row* "
                 "of W (shape (out, in)): compute one norm per row, e.g. np.linalg.norm(W, axis=1)."),
+        Mistake(_l1_rows, "you ranked rows by their L1 norm (sum of |w|); this exercise uses the L2 "
+                "norm, np.linalg.norm(W, axis=1), like torch's ln_structured(n=2)."),
         Mistake(_signed_sum_rows, "you ranked rows by their signed sum; positive and negative weights "
                 "cancel. Use the L2 norm of each row."),
         Mistake(_floor_rows, "your neuron count is rounded down; use k = round(amount * W.shape[0])."),
