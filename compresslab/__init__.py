@@ -8,7 +8,7 @@ Submodules are imported on first use, so ``import compresslab`` needs only NumPy
 """
 from __future__ import annotations
 
-import importlib
+from ._lazy import submodule_getattr
 
 __version__ = "0.1.0"
 
@@ -20,12 +20,7 @@ _SUBMODULES = (
 __all__ = list(_SUBMODULES) + ["__version__"]
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'compresslab' has no attribute {name!r}")
+__getattr__ = submodule_getattr(__name__, _SUBMODULES, globals())
 
 
 def __dir__():

@@ -196,14 +196,7 @@ def _autonumber(fn: Callable[[], Any], target: float, sync) -> int:
     """Calls per sample so that one sample lasts at least ``target`` seconds (as stdlib timeit)."""
     number = 1
     while True:
-        if sync is not None:
-            sync()
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        if sync is not None:
-            sync()
-        dt = time.perf_counter() - t0
+        dt = _sample(fn, number, sync) * number
         if dt >= target or number >= 1_000_000:
             return number
         number = max(number * 2, int(number * target / max(dt, 1e-9) * 1.1))

@@ -5,14 +5,9 @@ matplotlib is imported only when a plot module is used.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import submodule_getattr
 
 _TOPICS = ("common", "tour", "prune", "quant", "distill", "speed", "capstone")
 
 
-def __getattr__(name):
-    if name in _TOPICS:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'compresslab.plots' has no attribute {name!r}")
+__getattr__ = submodule_getattr(__name__, _TOPICS, globals())

@@ -3,14 +3,9 @@
 Widgets are thin: they call the technique modules and the plot modules, precompute what is
 slow, and answer each change within ~100 ms on a 2-core CPU.
 """
-import importlib
+from .._lazy import submodule_getattr
 
 _TOPICS = ("tour", "prune", "quant", "distill", "speed", "capstone")
 
 
-def __getattr__(name):
-    if name in _TOPICS:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'compresslab.widgets' has no attribute {name!r}")
+__getattr__ = submodule_getattr(__name__, _TOPICS, globals())
