@@ -40,4 +40,4 @@ def test_training_works_without_tqdm_or_torch():
 def test_bare_import_is_lazy():
     code = "import sys, compresslab; print(sorted(m for m in sys.modules if m.startswith('compresslab')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['compresslab']"
+    assert out.stdout.strip() == "['compresslab', 'compresslab._lazy']"
