@@ -28,7 +28,7 @@ class DigitExplorer:
         self.only_wrong = W.Checkbox(value=False, description=f"only mistakes ({len(wrong)})")
         self._wrong = wrong
         self.readout = W.HTML()
-        self.image = W.Image(format="png")
+        self.image = W.Image(format="png", layout=W.Layout(width="374px"))  # its natural size
         self.slider.observe(self._on_change, names="value")
         self.only_wrong.observe(self._on_filter, names="value")
         self.widget = W.VBox([W.HBox([self.slider, self.only_wrong]), self.readout, self.image])
@@ -59,6 +59,9 @@ class DigitExplorer:
         self._title = b.set_title("true label 0")
         self.fig.canvas.draw()  # solve the layout once, then freeze it: redraws are ~3x faster
         self.fig.set_layout_engine("none")
+        import matplotlib.pyplot as plt
+
+        plt.close(self.fig)  # drawn into the widget's image only, not shown again by the inline backend
 
     def update(self) -> str:
         """Redraw for the current slider value; returns the readout text."""
