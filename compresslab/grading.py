@@ -76,12 +76,16 @@ def run_submission(path, *, time_limit: float = 300.0, kernel: str = "python3") 
                     run.problem = f"time limit of {time_limit:.0f} s reached"
                     break
                 client.timeout = max(1, int(remaining))
+                started = time.monotonic()
                 client.execute_cell(cell, i)
                 for out in cell.get("outputs", []):
                     if out.get("output_type") == "error":
                         run.cell_errors.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}"[:200])
-                        if out.get("ename") == "TimeLimit":
-                            run.problem = f"time limit of {time_limit:.0f} s reached"
+                # A cell that used its whole allowance was interrupted (the kernel's own error
+                # output may arrive too late to be attached to it, so time is the reliable sign).
+                if time.monotonic() - started >= client.timeout - 0.05:
+                    run.problem = f"time limit of {time_limit:.0f} s reached"
+                    break
             if not run.problem:
                 probe = new_code_cell(_RESULTS_CELL)
                 nb.cells.append(probe)
