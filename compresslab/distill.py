@@ -44,10 +44,8 @@ def _check_T(T) -> float:
 # Temperature softmax
 # --------------------------------------------------------------------------------------------
 def _log_softmax(z: np.ndarray, T: float) -> np.ndarray:
-    # log softmax(z/T) = z/T - logsumexp(z/T); subtracting the max first keeps exp() <= 1
-    z = z / T
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    # log softmax(z/T) = z/T - logsumexp(z/T): nn.log_softmax subtracts the max first (exp() <= 1)
+    return nn.log_softmax(z / T, axis=-1)
 
 
 @same_kind

@@ -74,7 +74,10 @@ def choose_rank(s: Any, *, energy: float | None = None, max_params: int | None =
     if shape is None or len(shape) != 2:
         raise TypeError("max_params needs shape=(out_features, in_features)")
     out_f, in_f = (V.check_int(x, "shape", 1) for x in shape)
-    return int(max(1, min(s.size, max_params // (in_f + out_f))))
+    if max_params < in_f + out_f:
+        raise ValueError(f"max_params={max_params} is below the {in_f + out_f} parameters that even "
+                         f"rank 1 needs for a ({out_f}, {in_f}) layer")
+    return int(min(s.size, max_params // (in_f + out_f)))
 
 
 @backend.same_kind

@@ -112,7 +112,8 @@ def magnitude(w, amount):
 
     ``mask = 0 where |w| is among the k smallest, else 1``, with ``k = count_to_prune(amount,
     w.size)``; ties at the threshold: lowest flat index pruned first. Equal to
-    ``torch.nn.utils.prune.l1_unstructured`` (Han et al., NeurIPS 2015).
+    ``torch.nn.utils.prune.l1_unstructured`` on tie-free inputs (torch's ``topk`` leaves the order
+    of ties unspecified; the counts always agree) (Han et al., NeurIPS 2015).
 
     Parameters
     ----------
@@ -751,12 +752,18 @@ class SensitivityResult:
     method: str = "magnitude"
 
     def max_sparsity(self, max_drop: float = 0.01) -> dict[str, float]:
-        """Per layer, the largest scanned sparsity whose accuracy drop is <= ``max_drop``."""
+        """Per layer, the largest scanned sparsity up to which *every* scanned sparsity keeps the
+        accuracy drop <= ``max_drop`` (a noisy curve that dips and recovers stops at the dip)."""
         V.check_float(max_drop, "max_drop", 0.0)
         out = {}
+        order = np.argsort(self.sparsities)
         for name, acc in zip(self.layers, self.accuracy):
-            ok = self.sparsities[acc >= self.baseline - max_drop - 1e-12]
-            out[name] = float(ok.max()) if ok.size else 0.0
+            best = 0.0
+            for i in order:
+                if acc[i] < self.baseline - max_drop - 1e-12:
+                    break
+                best = float(self.sparsities[i])
+            out[name] = best
         return out
 
 

@@ -48,7 +48,9 @@ def test_choose_rank_rules():
     assert L.choose_rank(s, energy=0.9) == 2        # 20/22 = 0.909
     assert L.choose_rank(s, energy=1.0) == 4
     assert L.choose_rank(s, max_params=100, shape=(10, 20)) == 3
-    assert L.choose_rank(s, max_params=5, shape=(10, 20)) == 1
+    assert L.choose_rank(s, max_params=30, shape=(10, 20)) == 1
+    with pytest.raises(ValueError, match="rank 1 needs"):
+        L.choose_rank(s, max_params=5, shape=(10, 20))   # even rank 1 would exceed the budget
     with pytest.raises(ValueError, match="energy"):
         L.choose_rank(s, energy=1.5)
     with pytest.raises(TypeError, match="exactly one"):

@@ -52,6 +52,7 @@ class PruningExplorer:
         self._original = {name: getattr(*params[name]).copy() for name in self.layers}
         self.dense_acc = nn.evaluate(self.model, self.X, self.y)
         self.total_weights = sum(w.size for w in self._original.values())
+        self._nonzero = {k: int(np.count_nonzero(w)) for k, w in self._original.items()}
         # precompute, per layer: fixed histogram bins and a figure whose static parts (axes,
         # ticks, dense histogram) are rendered once; an update only blits the moving artists.
         self._views = {name: self._make_view(name, w) for name, w in self._original.items()}
@@ -155,15 +156,19 @@ class PruningExplorer:
         self.last_png = self._render(view)
         self.last_mask_png = self._mask_png(view, mask)
         kept_n = int(mask.sum())
-        pruned_total = w.size - kept_n
         self.last_text = (f"<b>{name}</b> ({method}): {w.size - kept_n:,} of {w.size:,} weights pruned "
                           f"({100 * (w.size - kept_n) / w.size:.1f}%) &middot; layer keeps {kept_n:,} "
-                          f"&middot; model non-zero weights {self.total_weights - pruned_total:,} of "
+                          f"&middot; model non-zero weights {self._model_nonzero(name, w, mask):,} of "
                           f"{self.total_weights:,} &middot; test accuracy <b>{100 * acc:.1f}%</b> "
                           f"(dense {100 * self.dense_acc:.1f}%)"
                           + (f" &middot; threshold |w| &le; {t:.4f}" if show_thr else ""))
         self.accuracy = acc
         return self.last_text
+
+    def _model_nonzero(self, name, w, mask) -> int:
+        """Non-zero weights of the whole model when only layer ``name`` is pruned with ``mask``."""
+        others = sum(n for k, n in self._nonzero.items() if k != name)
+        return others + int(np.count_nonzero(np.asarray(w) * np.asarray(mask)))
 
     def time_updates(self, values=None) -> np.ndarray:
         """Seconds per update for a sweep of slider values (used by the tests)."""
