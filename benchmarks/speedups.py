@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", help="write every run's report to this file")
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
     reports, all_met = [], True
     for run in range(args.runs):
         rep = speed.standard_benchmark(batch=args.batch, repeat=args.repeat, threads=args.threads,

@@ -86,3 +86,17 @@ def test_symmetric_checker():
     for hint, fn in wrong.items():
         status, msg = _status(ex.check_symmetric_quantize, fn)
         assert status == "fail" and hint in msg, (hint, msg)
+
+
+def test_affine_qparams_checker_names_a_widened_range():
+    import numpy as np
+
+    from compresslab.exercises import lesson02 as ex
+
+    def widened(lo, hi, bits):
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        s = (hi - lo) / (2 ** bits - 1)
+        return s, int(np.clip(np.rint(-lo / s), 0, 2 ** bits - 1))
+
+    r = ex.check_affine_qparams(widened, quiet=True)
+    assert r.status == "fail" and "widened the range" in r.message

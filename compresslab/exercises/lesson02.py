@@ -126,7 +126,10 @@ def check_affine_qparams(affine_qparams):
         Case("an all-negative range x_min=-4, x_max=-1, 8 bits (clamp at qmax)", (-4.0, -1.0, 8)),
         Case("x_min=-0.7, x_max=0.2, 8 bits (qmin - x_min/scale is not an integer)", (-0.7, 0.2, 8)),
     ]
+    widened = lambda lo, hi, bits: _ref_affine_qparams(min(lo, 0.0), max(hi, 0.0), bits)  # noqa: E731
     mistakes = [
+        Mistake(widened, "you widened the range to contain 0 (as torch's observers do before "
+                "computing qparams); this exercise asks for the formula on x_min and x_max as given."),
         Mistake(_qp_mistake(lambda lo, hi, a, b: hi / (b - a), _good_zp),
                 "your scale uses only x_max; the step must cover the whole range: "
                 "scale = (x_max - x_min) / (qmax - qmin)."),
@@ -207,9 +210,6 @@ def check_symmetric_quantize(symmetric_quantize):
         Mistake(_sym_mistake(lambda b: 2 ** (b - 1) - 1, scale_fn=lambda x, b: float(np.abs(x).max()) / 2 ** (b - 1)),
                 "off by one in the scale: divide max|x| by qmax = 2**(bits-1) - 1, not by 2**(bits-1); "
                 "otherwise max|x| never reaches the top level."),
-        Mistake(_sym_mistake(lambda b: 2 ** (b - 1) - 1, lambda b: -(2 ** (b - 1))),
-                "the narrow symmetric range is [-qmax, qmax] (e.g. [-127, 127]); you allowed "
-                "-2**(bits-1)."),
         Mistake(_sym_mistake(lambda b: 2 ** b - 1),
                 "qmax = 2**bits - 1 is the unsigned maximum; symmetric quantization uses signed "
                 "integers: qmax = 2**(bits-1) - 1."),

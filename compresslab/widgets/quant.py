@@ -16,6 +16,7 @@ from .. import nn, quant as Q
 from ..plots import quant as P
 
 OBSERVER_LABELS = {"min-max": "minmax", "percentile 99.9": "percentile", "MSE search": "mse"}
+PERCENTILE = 99.9  # what the "percentile 99.9" choice means
 
 
 class QuantExplorer:
@@ -64,7 +65,8 @@ class QuantExplorer:
     def _compute(self, key):
         bits, scheme, per_channel, observer = key
         axis = 0 if per_channel else None
-        qps = [Q.qparams(l.weight, bits, scheme, axis=axis, observer=observer) for l in self.layers]
+        qps = [Q.qparams(l.weight, bits, scheme, axis=axis, observer=observer, percentile=PERCENTILE)
+               for l in self.layers]
         for src, dst, qp in zip(self.layers, self._work_layers, qps):
             dst.weight = Q.fake_quantize(src.weight, qp)
         acc = nn.evaluate(self._work, self.X_test, self.y_test)
