@@ -19,6 +19,8 @@ def as_float_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = No
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and such
         raise TypeError(f"{name} must be an array of numbers ({exc})") from None
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got complex dtype {arr.dtype}")
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be an array of numbers, got dtype {arr.dtype}")
     if not np.issubdtype(arr.dtype, np.floating):

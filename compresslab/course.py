@@ -99,7 +99,12 @@ def strip_solutions(source: str, *, markdown: bool = False, where: str = "cell")
             out.append(line)
     if inside:
         raise ValueError(f"{where}: {BEGIN} without {END}")
-    return "".join(out)
+    result = "".join(out)
+    if "BEGIN SOLUTION" in result or "END SOLUTION" in result:
+        # e.g. "#### BEGIN SOLUTION" or a marker after code on the same line: refuse, never leak
+        raise ValueError(f"{where}: a solution marker is not on a line of its own as "
+                         f"'{BEGIN}' / '{END}'")
+    return result
 
 
 def student_notebook(nb):
@@ -160,10 +165,12 @@ def run_notebook(path, *, timeout: int = 300, write: bool = False, kernel: str =
     """Execute a notebook top to bottom in a fresh kernel (its own folder as working directory)."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # not JSON, not a notebook: report it in the table, do not crash
+        return RunResult(path, 0.0, "failed", f"cannot read the notebook ({type(exc).__name__})")
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     t0 = time.perf_counter()
@@ -172,7 +179,7 @@ def run_notebook(path, *, timeout: int = 300, write: bool = False, kernel: str =
     try:
         client.execute()
         status, error = "ok", ""
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+    except Exception as exc:  # a failing cell, a time-out, a dead kernel, a kernel that won't start
         status, error = "failed", str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
     finally:
         for k, v in old.items():

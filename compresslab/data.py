@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -118,7 +119,7 @@ def read_idx(path) -> np.ndarray:
         raise ValueError(f"IDX file {str(path)!r} is truncated in its header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     got = len(raw) - header
     if got != expected:
         what = "truncated" if got < expected else "longer than its header says"

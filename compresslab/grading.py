@@ -4,28 +4,30 @@
 notebooks, named like the lessons (``SUBMISSIONS/ada/01_pruning.ipynb``; deeper folders such as
 nbgrader's ``submitted/ada/lesson01/01_pruning.ipynb`` work too: the first folder is the student).
 Each notebook runs in a fresh kernel with a time limit; cells that raise do not stop the run; a
-cell still running at the limit is interrupted. Then every checker's recorded result is read back
-from the kernel, and one CSV row is written per student and exercise:
+cell still running at the limit is interrupted and the run ends there. Every checker writes its
+result to a file the moment it runs, so what a student earned before a time-out or a crashed
+kernel counts. One CSV row is written per student and exercise:
 
 ``pass`` / ``fail`` (a wrong answer) / ``not attempted`` (untouched, or the checker never ran) /
 ``error`` (the answer raised, the notebook hit the time limit, the kernel died, or the file is not
 a valid notebook).
+
+Submissions are code: they run with the grader's rights, and a determined student could forge a
+result from inside the kernel. Grade in a container or as an unprivileged user, and treat the
+grades as feedback-grade, not exam-proof.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exercises import ERROR, NOT_ATTEMPTED, all_checkers
 
-MARKER = "__COMPRESSLAB_RESULTS__"
-_RESULTS_CELL = (
-    "import json as _json, compresslab.exercises as _ex\n"
-    f"print({MARKER!r} + _json.dumps(_ex.results_as_dicts()))"
-)
 
 
 @dataclass
@@ -49,7 +51,6 @@ def run_submission(path, *, time_limit: float = 300.0, kernel: str = "python3") 
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
-    from nbformat.v4 import new_code_cell
 
     path = Path(path)
     run = NotebookRun(path)
@@ -66,6 +67,12 @@ def run_submission(path, *, time_limit: float = 300.0, kernel: str = "python3") 
                           "traceback": []},
         resources={"metadata": {"path": str(path.parent.resolve())}})
     deadline = t0 + time_limit
+    # Every checker appends its result to this file the moment it runs (exercises._core._record),
+    # so results earned before a time-out or a crashed kernel are kept.
+    fd, results_file = tempfile.mkstemp(prefix="compresslab-results-", suffix=".jsonl")
+    os.close(fd)
+    old_env = os.environ.get("COMPRESSLAB_RESULTS_FILE")
+    os.environ["COMPRESSLAB_RESULTS_FILE"] = results_file  # inherited by the kernel
     try:
         with client.setup_kernel():
             for i, cell in enumerate(nb.cells):
@@ -86,21 +93,23 @@ def run_submission(path, *, time_limit: float = 300.0, kernel: str = "python3") 
                 if time.monotonic() - started >= client.timeout - 0.05:
                     run.problem = f"time limit of {time_limit:.0f} s reached"
                     break
-            if not run.problem:
-                probe = new_code_cell(_RESULTS_CELL)
-                nb.cells.append(probe)
-                client.timeout = 30
-                client.execute_cell(probe, len(nb.cells) - 1)
-                for out in probe.get("outputs", []):
-                    text = out.get("text", "")
-                    if out.get("output_type") == "stream" and MARKER in text:
-                        payload = text.split(MARKER, 1)[1].strip().splitlines()[0]
-                        for r in json.loads(payload):
-                            run.results[r["exercise"]] = r
     except DeadKernelError:
         run.problem = "the kernel died"
     except Exception as exc:  # kernel failed to start, etc.
         run.problem = f"could not run ({type(exc).__name__}: {str(exc)[:120]})"
+    finally:
+        if old_env is None:
+            os.environ.pop("COMPRESSLAB_RESULTS_FILE", None)
+        else:
+            os.environ["COMPRESSLAB_RESULTS_FILE"] = old_env
+        with open(results_file, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                    run.results[r["exercise"]] = r
+                except (ValueError, KeyError, TypeError):
+                    continue
+        os.unlink(results_file)
     run.seconds = time.monotonic() - t0
     return run
 
@@ -119,9 +128,18 @@ def _rows(student: str, lesson: str, run: NotebookRun) -> list[dict]:
             status, detail = ERROR, run.problem
         else:
             status, detail = NOT_ATTEMPTED, "the checker was never called"
+            if run.cell_errors:
+                detail += f" (first error: {run.cell_errors[0]})"
         rows.append({"student": student, "lesson": lesson, "exercise": ex_id, "title": title,
                      "status": status, "detail": detail})
     return rows
+
+
+def _csv_safe(value):
+    """Text from student code must not become a spreadsheet formula (CSV injection)."""
+    if isinstance(value, str) and len(value) > 1 and value[0] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 def grade(submissions, output, *, time_limit: float = 300.0, progress=print) -> list[dict]:
@@ -145,5 +163,5 @@ def grade(submissions, output, *, time_limit: float = 300.0, progress=print) -> 
     with output.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["student", "lesson", "exercise", "title", "status", "detail"])
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: _csv_safe(v) for k, v in r.items()} for r in rows)
     return rows

@@ -16,6 +16,7 @@ Two hooks connect the layers to the compression modules without either knowing t
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -269,7 +270,7 @@ class Sequential(Module):
         for src, dst in zip(self.layers, clone.layers):
             dst.masks = {k: v.copy() for k, v in src.masks.items()}
             if getattr(src, "weight_transform", None) is not None:
-                dst.weight_transform = src.weight_transform
+                dst.weight_transform = copy.deepcopy(src.weight_transform)  # may hold state
         return clone
 
     def architecture(self) -> list[dict]:
@@ -494,8 +495,10 @@ def _fit(model, X, y, *, epochs, batch_size, lr, optimizer, loss, val, seed, pro
     if loss is None:
         y = V.as_labels(y, "y", n=X.shape[0])
         loss = lambda logits, yb, idx: cross_entropy(logits, yb)  # noqa: E731
-    elif len(y) != X.shape[0]:
-        raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}")
+    else:
+        y = np.asarray(y)
+        if len(y) != X.shape[0]:
+            raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}")
     V.check_int(epochs, "epochs", 0)
     V.check_int(batch_size, "batch_size", 1)
     if isinstance(optimizer, str):

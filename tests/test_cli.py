@@ -52,30 +52,41 @@ def test_student_command_writes_editions_and_refuses_to_overwrite(tmp_path, caps
     assert cli.main(["student", str(src / "a.ipynb"), "-o", str(src / "a.ipynb")]) == 2
 
 
-def _solution_lines(nb):
-    lines, inside = set(), False
+def _split_lines(nb):
+    """(lines inside solution regions, lines outside them), by a parser independent of course.py."""
+    inside_lines, outside_lines = set(), set()
     for cell in nb.cells:
+        inside = False
         for line in cell.source.splitlines():
             s = line.strip()
-            if s.startswith("### BEGIN SOLUTION"):
+            if "BEGIN SOLUTION" in s:
                 inside = True
-            elif s.startswith("### END SOLUTION"):
+            elif "END SOLUTION" in s:
                 inside = False
-            elif inside and s:
-                lines.add(s)
-    return lines
+            elif s:
+                (inside_lines if inside else outside_lines).add(s)
+    return inside_lines, outside_lines
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_student_edition_contains_no_solution_line(lesson, tmp_path):
+def test_student_edition_contains_no_solution_line(lesson):
     nb = nbformat.read(lesson, as_version=4)
-    solutions = _solution_lines(nb)
+    solutions, given = _split_lines(nb)
     assert solutions, f"{lesson.name} has no exercise"
-    outside = {l.strip() for c in course.student_notebook(nb).cells for l in c.source.splitlines()}
+    student = course.student_notebook(nb)
+    text = {l.strip() for c in student.cells for l in c.source.splitlines()}
+    assert not any("SOLUTION" in l for l in text), "a solution marker survived"
     # a line that also appears outside every solution region in the instructor edition is not a leak
-    given = {l.strip() for c in nb.cells for l in course.strip_solutions(c.source, markdown=c.cell_type == "markdown").splitlines()}
-    leaked = (solutions & outside) - given
+    leaked = (solutions & text) - given
     assert not leaked, f"solution lines leak into the student edition: {sorted(leaked)}"
+
+
+def test_leak_check_catches_a_stripper_that_strips_nothing(monkeypatch):
+    nb = nbformat.read(LESSONS[0], as_version=4)
+    solutions, given = _split_lines(nb)
+    monkeypatch.setattr(course, "strip_solutions", lambda source, **kw: source)
+    text = {l.strip() for c in course.student_notebook(nb).cells for l in c.source.splitlines()}
+    assert (solutions & text) - given, "the leak check must notice solutions left in place"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
@@ -98,6 +109,11 @@ def test_run_lessons_reports_and_fails_on_error(tmp_path, capsys):
     assert cli.main(["run-lessons", str(good), str(bad)]) == 1
     out = capsys.readouterr().out
     assert "failed" in out and "RuntimeError" in out and "1 of 2" in out
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{ not json")
+    assert cli.main(["run-lessons", str(broken), str(good)]) == 1
+    out = capsys.readouterr().out
+    assert "cannot read the notebook" in out and "1 of 2" in out
 
 
 def _free_port():

@@ -253,3 +253,27 @@ def test_files_that_are_not_models_or_need_pickle_are_refused(tmp_path):
         nn.load(tmp_path / "missing.npz")
     with pytest.raises(TypeError, match="pickle"):
         nn.save(nn.mlp((2, 2)), p, extra={"o": np.array([None], dtype=object)})
+
+
+def test_copy_does_not_share_weight_transform_state():
+    class Counter:
+        def __init__(self):
+            self.calls = 0
+
+        def forward(self, w):
+            self.calls += 1
+            return w
+
+        def backward(self, w, grad):
+            return grad
+
+    m = nn.mlp((3, 2), seed=0)
+    m[0].weight_transform = Counter()
+    c = m.copy()
+    c(np.zeros((1, 3), np.float32))
+    assert c[0].weight_transform.calls == 1 and m[0].weight_transform.calls == 0
+
+
+def test_complex_input_is_refused():
+    with pytest.raises(TypeError, match="real numbers"):
+        nn.evaluate(nn.mlp((2, 2)), np.ones((3, 2), np.complex64), np.zeros(3, int))

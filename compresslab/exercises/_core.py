@@ -78,6 +78,17 @@ def reset() -> None:
     _RESULTS.clear()
 
 
+def _record(result: CheckResult) -> None:
+    """Append the result to $COMPRESSLAB_RESULTS_FILE (set by ``compresslab grade``), one JSON
+    line per check, written at once so a later crash of the kernel cannot lose it."""
+    path = os.environ.get("COMPRESSLAB_RESULTS_FILE")
+    if path:
+        import json
+
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(result)) + "\n")
+
+
 def checker(exercise: str, title: str, lesson: str):
     """Register a checker. The wrapped function receives the learner's object and returns a
     message on success or raises :class:`Feedback` with a hint; the wrapper turns that (and any
@@ -88,6 +99,7 @@ def checker(exercise: str, title: str, lesson: str):
         def wrapper(answer, *args, quiet: bool = False, **kwargs):
             result = _run(exercise, title, check, answer, args, kwargs)
             _RESULTS.append(result)
+            _record(result)
             if not quiet:
                 print(result)
             if os.environ.get("COMPRESSLAB_STRICT") == "1" and not result.passed:
