@@ -12,7 +12,7 @@ from pathlib import Path
 def _cmd_lab(args) -> int:
     from . import course
 
-    folder = course.prepare_workdir(Path(args.dir) if args.dir else None)
+    folder = course.prepare_workdir(Path(args.dir) if args.dir else None, edition=args.edition)
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}",
            f"--ServerApp.ip={args.ip}"]
     if args.port:
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "on to jupyter lab)")
     lab.add_argument("--dir", help="folder for your copy of the lessons (default: the repository's "
                      "lessons/ in a source checkout, else ~/compresslab-lessons)")
+    lab.add_argument("--edition", choices=("student", "instructor"), default=None,
+                     help="student (exercises to do) or instructor (with solutions); default: the "
+                     "repository's lessons in a source checkout, the student edition from a wheel")
     lab.add_argument("--ip", default="127.0.0.1")
     lab.add_argument("--port", type=int, default=0, help="port (default: JupyterLab's choice)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a web browser")

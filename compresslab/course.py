@@ -58,21 +58,35 @@ def lesson_paths(paths=None) -> list[Path]:
     return out
 
 
-def prepare_workdir(target: Path | None = None) -> Path:
+def prepare_workdir(target: Path | None = None, edition: str | None = None) -> Path:
     """The folder ``compresslab lab`` opens.
 
-    In a source checkout, the repository's own ``lessons/``. From a wheel, the shipped lessons
-    are copied into ``target`` (default ``~/compresslab-lessons``) on first use; a learner's
-    edited copies are never overwritten, lessons added by an upgrade are copied in.
+    ``edition=None`` picks by install: in a source checkout the repository's own ``lessons/``
+    (instructor edition, edited in place); from a wheel the **student** edition, written into
+    ``target`` (default ``~/compresslab-lessons``) on first use. ``edition="student"`` or
+    ``"instructor"`` chooses explicitly (always into ``target``). A learner's existing copies are
+    never overwritten; lessons added by an upgrade are written in.
     """
     src = lessons_source()
-    if target is None and src.parent == Path(__file__).resolve().parent.parent:
-        return src  # source checkout: work in the repository
+    checkout = src.parent == Path(__file__).resolve().parent.parent
+    if edition is None:
+        if target is None and checkout:
+            return src  # source checkout: work in the repository
+        edition = "instructor" if checkout else "student"
+    if edition not in ("student", "instructor"):
+        raise ValueError(f"edition must be 'student' or 'instructor', got {edition!r}")
     target = Path(target) if target is not None else default_workdir()
     target.mkdir(parents=True, exist_ok=True)
-    for nb in src.iterdir():
-        if nb.is_file() and not (target / nb.name).exists():
-            shutil.copy2(nb, target / nb.name)
+    for item in src.iterdir():
+        dest = target / item.name
+        if not item.is_file() or dest.exists():
+            continue
+        if edition == "student" and item.suffix == ".ipynb":
+            import nbformat
+
+            nbformat.write(student_notebook(nbformat.read(item, as_version=4)), dest)
+        else:
+            shutil.copy2(item, dest)
     return target
 
 

@@ -175,3 +175,20 @@ def test_lab_serves_the_lessons_and_stops_cleanly(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_lab_workdir_editions(tmp_path):
+    import nbformat as nbf
+
+    assert course.prepare_workdir() == ROOT / "lessons"          # source checkout: in place
+    stu = course.prepare_workdir(tmp_path / "s", edition="student")
+    ins = course.prepare_workdir(tmp_path / "i", edition="instructor")
+    for lesson in LESSONS:
+        assert "### BEGIN SOLUTION" not in (stu / lesson.name).read_text()
+        assert (ins / lesson.name).read_bytes() == lesson.read_bytes()
+    # a learner's edited copy is never overwritten
+    nb = nbf.read(stu / LESSONS[0].name, as_version=4)
+    nb.cells[0].source = "my notes"
+    nbf.write(nb, stu / LESSONS[0].name)
+    course.prepare_workdir(tmp_path / "s", edition="student")
+    assert nbf.read(stu / LESSONS[0].name, as_version=4).cells[0].source == "my notes"

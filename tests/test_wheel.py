@@ -88,6 +88,8 @@ def test_wheel_in_fresh_venv_serves_every_lesson(wheel, tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10) as resp:
             assert resp.status == 200
         assert sorted(p.name for p in (home / "compresslab-lessons").glob("*.ipynb")) == LESSONS
+        copied = (home / "compresslab-lessons" / LESSONS[0]).read_text()
+        assert "### BEGIN SOLUTION" not in copied and "raise NotImplementedError()" in copied  # student edition
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
