@@ -660,7 +660,8 @@ def save(model: Sequential, path, extra: dict[str, np.ndarray] | None = None) ->
     """Save architecture, weights, masks and optional extra arrays to ``path`` (.npz, no pickle).
 
     Returns the file size in bytes. A SHA-256 digest of the contents is stored so ``load``
-    detects a tampered file.
+    detects a damaged or edited file (an unkeyed checksum: it catches accidents and naive edits,
+    not a forger who recomputes it).
     """
     arrays: dict[str, np.ndarray] = {"__arch__": np.array(json.dumps(model.architecture()))}
     for name, value in model.state_dict().items():
@@ -688,7 +689,12 @@ def read_npz(path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ValueError(f"model file {path!r} holds pickled Python objects; compresslab never "
+                             "loads pickle (it can run arbitrary code)") from None
+        raise ValueError(f"model file {path!r} is truncated or corrupt (ValueError: {exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
         raise ValueError(f"model file {path!r} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
 
 
