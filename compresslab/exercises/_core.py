@@ -198,6 +198,19 @@ def compare_cases(answer: Callable, reference: Callable, cases: Sequence[Case],
     return f"all {len(cases)} test cases agree with the reference."
 
 
+def same_number(what: str, tol: float = 1e-9) -> Callable[[Any, Any], bool]:
+    """An ``equal`` for :func:`compare_cases` when the answer is one number (``what`` names it in
+    the hint a learner gets for returning something else)."""
+
+    def equal(got: Any, want: Any) -> bool:
+        try:
+            return abs(float(got) - float(want)) < tol
+        except (TypeError, ValueError):
+            raise Feedback(f"return one number ({what}), got {type(got).__name__}.") from None
+
+    return equal
+
+
 def _describe(x: Any) -> str:
     if isinstance(x, np.ndarray):
         if x.size <= 8:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ._core import Case, Feedback, Mistake, checker, compare_cases
+from ._core import Case, Mistake, checker, compare_cases, same_number
 
 
 def _reference_bytes(model, bits=32):
@@ -75,10 +75,4 @@ def check_accuracy(accuracy):
                 "take the arg-max along axis=1 (over the classes of each sample), not axis=0."),
     ]
 
-    def equal(a, b):
-        try:
-            return abs(float(a) - float(b)) < 1e-9
-        except (TypeError, ValueError):
-            raise Feedback(f"return one number (a float), got {type(a).__name__}.") from None
-
-    return compare_cases(accuracy, _reference_accuracy, cases, mistakes, equal=equal)
+    return compare_cases(accuracy, _reference_accuracy, cases, mistakes, equal=same_number("a float"))

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import encode
-from ._core import Case, Feedback, Mistake, checker, compare_cases, same
+from ._core import Case, Feedback, Mistake, checker, compare_cases, same_number, same
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,10 +192,4 @@ def check_huffman_bits(huffman_bits):
         Mistake(_sum_of_lengths, "you added the code lengths; weight each by its symbol's count."),
     ]
 
-    def equal(a, b):
-        try:
-            return abs(float(a) - float(b)) < 1e-9
-        except (TypeError, ValueError):
-            raise Feedback(f"return one number (total bits), got {type(a).__name__}.") from None
-
-    return compare_cases(huffman_bits, _reference_bits, cases, mistakes, equal=equal)
+    return compare_cases(huffman_bits, _reference_bits, cases, mistakes, equal=same_number("total bits"))
