@@ -468,6 +468,11 @@ def quantize(x, qp: QParams, rounding: str | None = None):
     per channel. ``rounding=None`` uses the rule of the torch already imported in this process
     (probed once), else these defaults; pass ``"fma"``, ``"mul_add"`` or ``"mul_round"`` to choose.
 
+    Per tensor, the work runs as NumPy ufuncs over cache-sized chunks; inputs of at least
+    ``JIT_MIN_SIZE`` elements run instead as one loop compiled by numba, when it is installed
+    (``compresslab[fast]``; the first call in a process takes about a second). Both give the
+    same integers.
+
     Parameters
     ----------
     x : array or tensor of finite numbers
@@ -512,11 +517,142 @@ def _sig_bits(v: float) -> int:
     return max(n, 1)
 
 
-def _quantize_per_tensor(x: np.ndarray, qp: QParams, rule: str = "fma") -> np.ndarray:
+def _quantize_per_tensor(x: np.ndarray, qp: QParams, rule: str = "fma", kernel: str | None = None):
+    # kernel: "loop" (the loop below compiled by numba), "numpy" (chunked ufuncs), None: the loop
+    # for inputs of at least JIT_MIN_SIZE elements when numba is installed, else NumPy.
+    if kernel is None:
+        kernel = "loop" if _compiled_loop() is not None and x.size >= JIT_MIN_SIZE else "numpy"
+    if kernel == "loop":
+        return _quantize_per_tensor_loop(x, qp, rule)
     with np.errstate(over="ignore", invalid="ignore"):   # huge |x| saturates, as in torch
         if rule == "fma":
             return _quantize_per_tensor_fma_fast(x, qp)
         return _quantize_per_tensor_f32(x, qp, rule)
+
+
+# Per-tensor inputs at least this large go through the compiled loop when numba is installed
+# (``pip install compresslab[fast]``); smaller ones, or all without numba, use the NumPy kernels.
+# None: never compile.
+JIT_MIN_SIZE: int | None = 1 << 18
+_LOOP = None          # the compiled loop, or False once numba was found missing
+
+
+def _compiled_loop():
+    """``_quantize_loop`` compiled by numba (cached on disk), or None without numba."""
+    global _LOOP
+    if JIT_MIN_SIZE is None:
+        return None
+    if _LOOP is None:
+        try:
+            import numba
+        except ImportError:
+            _LOOP = False
+        else:
+            _LOOP = numba.njit(cache=True, nogil=True)(_quantize_loop)
+    return _LOOP or None
+
+
+def _quantize_loop(x, inv64, inv32, zp, lo, hi, band, rule, out):
+    """The per-tensor kernel as one loop over x, which is how torch's C++ kernel works; NumPy
+    cannot fuse the steps (each ufunc is a pass over memory), so numba compiles this when it is
+    installed. It is plain Python as well, and the tests also run it uncompiled.
+
+    rule 0 ("fma"):       r = rint(float32(x * inv + zp)), the sum rounded once
+    rule 1 ("mul_add"):   r = rint(float32(x * inv) + zp)  (float32 multiply, float32 add)
+    rule 2 ("mul_round"): r = rint(float32(x * inv)) + zp
+    then out = min(max(r, lo), hi), with rint rounding half to even.
+
+    x.size must be a multiple of _LOOP_BLOCK. For each block, a loop without branches (which
+    the compiler vectorises) computes ``y = float32(x * inv) + zp`` and flags the elements within
+    ``band`` of a tie k + 0.5 (where, for rule 0, rint(y) may differ from the fused multiply-add's
+    result) or not finite. The flagged elements, few, are then redone exactly.
+    Returns the number of NaN or infinite x.
+    """
+    zp32 = np.float32(zp)
+    near = np.float32(0.5) - band if rule == 0 else np.float32(1)   # |y - rint(y)| >= near: redo
+    nonfinite = 0
+    redo = np.zeros(_LOOP_BLOCK, np.uint8)
+    redo8 = redo.view(np.uint64)                  # the same flags, 8 at a time
+    todo = np.zeros(_LOOP_BLOCK, np.int64)
+    for blk in range(x.size // _LOOP_BLOCK):
+        s = blk * _LOOP_BLOCK
+        for j in range(_LOOP_BLOCK):              # the vectorised loop
+            a = x[s + j] * inv32
+            y = np.rint(a) + zp32 if rule == 2 else a + zp32
+            r = np.rint(y)
+            redo[j] = not abs(y - r) < near
+            r = r if r > lo else lo
+            r = r if r < hi else hi
+            out[s + j] = r
+        flagged = np.uint64(0)
+        for w in range(_LOOP_BLOCK // 8):
+            flagged |= redo8[w]
+        if flagged == 0:
+            continue
+        m = 0                                     # rare: list the flagged elements,
+        for w in range(_LOOP_BLOCK // 8):         # skipping 8 unflagged at a time,
+            if redo8[w] != 0:
+                for j in range(8 * w, 8 * w + 8):
+                    if redo[j]:
+                        todo[m] = j
+                        m += 1
+        for k in range(m):                        # and redo them one by one
+            j = todo[k]
+            xi = x[s + j]
+            if not xi - xi == 0:                  # NaN or +-inf
+                nonfinite += 1
+                continue
+            if rule != 0:                         # rules 1 and 2 flag only huge x (y = +-inf),
+                continue                          # which is already clamped
+            # float64 holds the product exactly, so v has a single rounding. float32(v) is then
+            # the float32 of the exact sum unless v lies exactly between two float32s while the
+            # exact sum does not (double rounding): then nudge v towards the exact sum.
+            p = np.float64(xi) * inv64
+            v = p + zp
+            t = v - p                             # TwoSum: p + zp == v + err exactly
+            err = (p - (v - t)) + (zp - t)
+            f = np.float32(v)
+            g = np.float64(f)
+            if err != 0 and g != v:
+                if v > g:
+                    other = np.float64(np.nextafter(f, np.float32(np.inf)))
+                else:
+                    other = np.float64(np.nextafter(f, np.float32(-np.inf)))
+                if v - g == other - v:
+                    v = np.nextafter(v, np.inf) if err > 0 else np.nextafter(v, -np.inf)
+            r = np.rint(np.float32(v))
+            r = r if r > lo else lo
+            r = r if r < hi else hi
+            out[s + j] = r
+    return nonfinite
+
+
+_LOOP_BLOCK = 512     # elements per block of the compiled loop; few blocks hold a near tie
+
+
+def _quantize_per_tensor_loop(x: np.ndarray, qp: QParams, rule: str, compiled: bool = True):
+    flat = np.ascontiguousarray(x, dtype=F32).reshape(-1)
+    out = np.empty(flat.size, dtype=qp.dtype)
+    inv32 = F32(F32(1.0) / qp.scale)
+    # Where the result is not clamped |x * inv| <= A; there y = float32(x * inv) + zp and the
+    # float32 of the exact sum are within 1.5 float32 ulps of A of each other.
+    A = abs(qp.zero_point) + max(abs(qp.qmin), abs(qp.qmax)) + 1
+    band = F32(2) * np.spacing(F32(A))
+    loop = _compiled_loop() if compiled else _quantize_loop
+    args = (np.float64(inv32), inv32, np.float64(qp.zero_point), F32(qp.qmin), F32(qp.qmax), band,
+            ROUNDINGS.index(rule))
+    full = flat.size - flat.size % _LOOP_BLOCK
+    with np.errstate(over="ignore", invalid="ignore"):   # (uncompiled) huge |x| saturates
+        bad = loop(flat[:full], *args, out[:full]) if full else 0
+        if full < flat.size:                              # the tail, padded to one block
+            tail, tail_out = np.zeros(_LOOP_BLOCK, F32), np.empty(_LOOP_BLOCK, qp.dtype)
+            tail[:flat.size - full] = flat[full:]
+            bad += loop(tail, *args, tail_out)
+            out[full:] = tail_out[:flat.size - full]
+    if bad:
+        raise ValueError(f"x contains NaN or infinite values ({bad} of them); quantization needs "
+                         "finite numbers")
+    return out.reshape(x.shape)
 
 
 def _quantize_per_tensor_fma_fast(x: np.ndarray, qp: QParams) -> np.ndarray:

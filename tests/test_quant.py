@@ -443,3 +443,99 @@ def test_fast_fma_kernel_equals_exact_kernel(scale):
         qp = Q.QParams(scale, (qmin + qmax + 1) // 2 - 3, qmin, qmax)
         np.testing.assert_array_equal(Q._quantize_per_tensor_fma_fast(x, qp),
                                       Q._quantize_per_tensor_fma_exact(x, qp))
+
+
+def _adversarial(n, scale, seed=13):
+    """Normal values, exact ties of x / scale, values one ulp off a tie, and the double-rounding
+    case of test_double_rounding_case_fma_rule_is_exact."""
+    g = np.random.default_rng(seed)
+    x = g.normal(0, 1, n).astype(np.float32)
+    s32 = np.float32(scale)
+    x[::3] = (np.rint(x[::3] / s32) + np.float32(0.5)) * s32
+    x[1::3] = np.nextafter(x[::3][: len(x[1::3])], np.float32(np.inf))
+    x[2::97] = np.float32(0.5073109865188599)
+    return x
+
+
+def _loop_cases():
+    for scale in (0.02, 0.0418503, 1 / 255, 0.5, 3.0e-4, 1.0146375):
+        for bits, signed in ((8, False), (8, True), (4, True), (16, False), (16, True)):
+            qmin, qmax = Q.qrange(bits, signed)
+            zp = 129 if scale == 1.0146375 and not signed else (qmin + qmax + 1) // 2 - 3
+            yield Q.QParams(scale, min(max(zp, qmin), qmax), qmin, qmax)
+
+
+def _numba():
+    pytest.importorskip("numba")
+    assert Q._compiled_loop() is not None
+
+
+@pytest.mark.parametrize("rule", Q.ROUNDINGS)
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 70_001])
+def test_compiled_loop_equals_numpy_kernels(rule, n):
+    """The one-pass loop (numba) gives the NumPy kernels' integers, near ties included."""
+    _numba()
+    for qp in _loop_cases():
+        x = _adversarial(n, qp.scale)
+        want = Q._quantize_per_tensor(x, qp, rule, kernel="numpy")
+        np.testing.assert_array_equal(Q._quantize_per_tensor(x, qp, rule, kernel="loop"), want,
+                                      err_msg=f"{qp} {rule}")
+        if rule == "fma":
+            np.testing.assert_array_equal(want, Q._quantize_per_tensor_fma_exact(x, qp))
+
+
+@pytest.mark.parametrize("rule", Q.ROUNDINGS)
+def test_uncompiled_loop_is_the_same_function(rule):
+    """The loop as plain Python (no numba needed) gives the same integers: what numba compiles is
+    what a reader reads."""
+    x = _adversarial(600, 0.0418503)
+    for qp in list(_loop_cases())[:10]:
+        np.testing.assert_array_equal(Q._quantize_per_tensor_loop(x, qp, rule, compiled=False),
+                                      Q._quantize_per_tensor(x, qp, rule, kernel="numpy"))
+
+
+def test_compiled_loop_saturates_and_rejects_nan():
+    _numba()
+    qp = Q.QParams(0.01, 10, 0, 255)
+    x = np.zeros(1000, np.float32)
+    x[[3, 300, 999]] = [3e38, -3e38, 1e9]
+    for rule in Q.ROUNDINGS:
+        q = Q._quantize_per_tensor(x, qp, rule, kernel="loop")
+        assert q[3] == 255 and q[300] == 0 and q[999] == 255 and (np.delete(q, [3, 300, 999]) == 10).all()
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[517] = bad
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                Q._quantize_per_tensor(y, qp, rule, kernel="loop")
+
+
+def test_quantize_uses_the_compiled_loop_for_large_inputs(monkeypatch):
+    _numba()
+    calls = []
+    real = Q._quantize_per_tensor_loop
+    monkeypatch.setattr(Q, "_quantize_per_tensor_loop", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = _adversarial(Q.JIT_MIN_SIZE, 0.02)
+    qp = Q.QParams(0.02, 3, -128, 127)
+    Q.quantize(x[:1000], qp)
+    assert not calls                                   # small: the NumPy kernels
+    q = Q.quantize(x, qp, rounding="fma")
+    assert calls                                       # large: the loop
+    np.testing.assert_array_equal(q, Q._quantize_per_tensor_fma_exact(x, qp))
+    monkeypatch.setattr(Q, "JIT_MIN_SIZE", None)       # switched off: NumPy again
+    calls.clear()
+    Q.quantize(x, qp)
+    assert not calls
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2000), seed=st.integers(0, 2**31 - 1), bits=st.integers(2, 16),
+       signed=st.booleans(), rule=st.sampled_from(Q.ROUNDINGS))
+def test_compiled_loop_property(n, seed, bits, signed, rule):
+    _numba()
+    g = np.random.default_rng(seed)
+    x = (g.normal(0, 1, n) * 10 ** g.uniform(-3, 3)).astype(np.float32)
+    qp = Q.qparams(x, bits, "affine", signed=signed)
+    k = g.integers(qp.qmin, qp.qmax + 1, n // 2) - qp.zero_point + 0.5
+    x[: n // 2] = (k * np.float32(qp.scale)).astype(np.float32)    # ties (up to float32 rounding)
+    np.testing.assert_array_equal(Q._quantize_per_tensor(x, qp, rule, kernel="loop"),
+                                  Q._quantize_per_tensor(x, qp, rule, kernel="numpy"))
