@@ -141,8 +141,11 @@ class QParams:
         if scale.size == 0 or not np.isfinite(scale).all() or (scale <= 0).any():
             raise ValueError(f"scale must be positive and finite, got {_short(scale)}")
         scale = scale.astype(F32)
-        if (scale <= 0).any() or not np.isfinite(scale).all():
-            raise ValueError(f"scale must be a positive, finite float32, got {_short(scale)}")
+        with np.errstate(over="ignore", divide="ignore"):
+            inv = F32(1) / scale                 # what the kernels multiply by, as torch's do
+        if (scale <= 0).any() or not np.isfinite(scale).all() or not np.isfinite(inv).all():
+            raise ValueError(f"scale must be a positive float32 whose reciprocal is a finite "
+                             f"float32 (about 3e-39 or more), got {_short(scale)}")
         zp = np.asarray(backend.to_numpy(self.zero_point))
         if zp.dtype.kind == "f":
             if not np.isfinite(zp).all() or (zp != np.round(zp)).any():
@@ -521,7 +524,8 @@ def _quantize_per_tensor(x: np.ndarray, qp: QParams, rule: str = "fma", kernel: 
     # kernel: "loop" (the loop below compiled by numba), "numpy" (chunked ufuncs), None: the loop
     # for inputs of at least JIT_MIN_SIZE elements when numba is installed, else NumPy.
     if kernel is None:
-        kernel = "loop" if _compiled_loop() is not None and x.size >= JIT_MIN_SIZE else "numpy"
+        big = JIT_MIN_SIZE is not None and x.size >= JIT_MIN_SIZE
+        kernel = "loop" if big and _compiled_loop() is not None else "numpy"
     if kernel == "loop":
         return _quantize_per_tensor_loop(x, qp, rule)
     with np.errstate(over="ignore", invalid="ignore"):   # huge |x| saturates, as in torch
@@ -548,7 +552,10 @@ def _compiled_loop():
         except ImportError:
             _LOOP = False
         else:
-            _LOOP = numba.njit(cache=True, nogil=True)(_quantize_loop)
+            try:                                # fastmath stays off: no fused x * inv + zp
+                _LOOP = numba.njit(cache=True, nogil=True)(_quantize_loop)
+            except RuntimeError:                # no writable cache folder: compile each process
+                _LOOP = numba.njit(cache=False, nogil=True)(_quantize_loop)
     return _LOOP or None
 
 
@@ -558,7 +565,8 @@ def _quantize_loop(x, inv64, inv32, zp, lo, hi, band, rule, out):
     installed. It is plain Python as well, and the tests also run it uncompiled.
 
     rule 0 ("fma"):       r = rint(float32(x * inv + zp)), the sum rounded once
-    rule 1 ("mul_add"):   r = rint(float32(x * inv) + zp)  (float32 multiply, float32 add)
+    rule 1 ("mul_add"):   r = rint(float32(x * inv) + zp)  (float32 multiply, float32 add;
+                          compiled without fastmath, so never fused into one fma)
     rule 2 ("mul_round"): r = rint(float32(x * inv)) + zp
     then out = min(max(r, lo), hi), with rint rounding half to even.
 
@@ -650,8 +658,7 @@ def _quantize_per_tensor_loop(x: np.ndarray, qp: QParams, rule: str, compiled: b
             bad += loop(tail, *args, tail_out)
             out[full:] = tail_out[:flat.size - full]
     if bad:
-        raise ValueError(f"x contains NaN or infinite values ({bad} of them); quantization needs "
-                         "finite numbers")
+        _check_finite_input(flat)                         # raises
     return out.reshape(x.shape)
 
 

@@ -259,7 +259,7 @@ def test_invalid_inputs_raise_clear_errors():
     for bits in (0, 1, 17, 2.5):
         with pytest.raises((ValueError, TypeError), match="bits"):
             Q.qparams(x, bits)
-    for scale in (0.0, -1.0, np.nan, np.inf, 1e-50):
+    for scale in (0.0, -1.0, np.nan, np.inf, 1e-50, 2e-39):      # 2e-39: 1/scale overflows float32
         with pytest.raises(ValueError, match="scale"):
             Q.QParams(scale, 0, -128, 127)
     with pytest.raises(ValueError, match="zero_point"):
@@ -539,3 +539,27 @@ def test_compiled_loop_property(n, seed, bits, signed, rule):
     x[: n // 2] = (k * np.float32(qp.scale)).astype(np.float32)    # ties (up to float32 rounding)
     np.testing.assert_array_equal(Q._quantize_per_tensor(x, qp, rule, kernel="loop"),
                                   Q._quantize_per_tensor(x, qp, rule, kernel="numpy"))
+
+
+def test_compiled_loop_without_a_writable_cache(monkeypatch):
+    """Where numba finds no folder to cache in (read-only install and home), it compiles anyway."""
+    _numba()
+    import numba
+
+    real = numba.njit
+
+    asked = []
+
+    def njit(*a, cache=False, **k):
+        asked.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function '_quantize_loop': no locator available")
+        return real(*a, cache=cache, **k)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(Q, "_LOOP", None)
+    assert Q._compiled_loop() is not None and asked == [True, False]
+    x = _adversarial(1000, 0.02)
+    qp = Q.QParams(0.02, 3, -128, 127)
+    np.testing.assert_array_equal(Q._quantize_per_tensor(x, qp, "fma", kernel="loop"),
+                                  Q._quantize_per_tensor_fma_exact(x, qp))
