@@ -530,7 +530,8 @@ def _is_torch_module(m) -> bool:
 
 
 def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None, *,
-                bits: int = 32, act_bits: int = 32, nonzero: bool = False) -> list[LayerCost]:
+                bits: int = 32, act_bits: int = 32, bias_bits: int | None = None,
+                nonzero: bool = False) -> list[LayerCost]:
     """MACs, parameters and bytes of every layer of ``model`` for a batch of ``batch`` inputs.
 
     Linear: ``MACs = batch * in * out``. Conv2d: ``MACs = batch * out_ch * H_out * W_out * in_ch
@@ -542,7 +543,10 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
     model : compresslab.nn.Sequential or a torch ``nn.Sequential`` of Linear/Conv2d/ReLU/Flatten.
     batch : inputs per forward pass.
     input_shape : shape of one input (default: ``(in_features,)`` of the first Linear).
-    bits, act_bits : bits per stored parameter / activation (8 for an int8 model).
+    bits, act_bits : bits per stored weight / activation (8 for an int8 model).
+    bias_bits : bits per stored bias value. Default: 32 when ``bits < 32``, since quantized layers
+        keep 32-bit biases (int32 in Jacob et al. 2018 and TFLite, float32 in torch's dynamic
+        quantization); else ``bits``.
     nonzero : count MACs of non-zero weights only.
 
     Returns
@@ -560,6 +564,7 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
     V.check_int(batch, "batch", 1)
     V.check_int(bits, "bits", 1, 64)
     V.check_int(act_bits, "act_bits", 1, 64)
+    bias_bits = (32 if bits < 32 else bits) if bias_bits is None else V.check_int(bias_bits, "bias_bits", 1, 64)
     if input_shape is None:
         first = model.layers[0] if model.layers else None
         if not isinstance(first, nn.Linear):
@@ -569,6 +574,7 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
     out: list[LayerCost] = []
     for i, layer in enumerate(model.layers):
         params = sum(getattr(layer, a).size for a in layer.param_names)
+        n_bias = layer.bias.size if "bias" in layer.param_names and layer.bias is not None else 0
         if isinstance(layer, nn.Linear):
             if shape != (layer.in_features,):
                 raise ValueError(f"layer {i} expects ({layer.in_features},), gets {shape}")
@@ -589,7 +595,7 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
             new, macs = shape, 0
         nin, nout = int(np.prod(shape)), int(np.prod(new))
         out.append(LayerCost(f"{i}: {type(layer).__name__}", type(layer).__name__, shape, new,
-                             macs, int(params), math.ceil(params * bits / 8),
+                             macs, int(params), math.ceil(((params - n_bias) * bits + n_bias * bias_bits) / 8),
                              math.ceil(batch * nin * act_bits / 8),
                              math.ceil(batch * nout * act_bits / 8)))
         shape = new
@@ -597,7 +603,8 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
 
 
 def model_cost(model, batch: int = 1, input_shape: Sequence[int] | None = None, *,
-               bits: int = 32, act_bits: int = 32, nonzero: bool = False) -> ModelCost:
+               bits: int = 32, act_bits: int = 32, bias_bits: int | None = None,
+               nonzero: bool = False) -> ModelCost:
     """Totals of :func:`layer_costs` (same arguments): MACs, FLOPs, bytes, intensity.
 
     Examples
@@ -608,7 +615,7 @@ def model_cost(model, batch: int = 1, input_shape: Sequence[int] | None = None, 
     (36, 23, 92)
     """
     return ModelCost(layer_costs(model, batch, input_shape, bits=bits, act_bits=act_bits,
-                                 nonzero=nonzero), batch)
+                                 bias_bits=bias_bits, nonzero=nonzero), batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -986,8 +993,9 @@ _REFERENCE = {"dense": "dense", "masked": "dense", "shrunk": "masked", "int8": "
 
 
 def variant_cost(variants: dict, name: str, batch: int) -> ModelCost:
-    """MACs and bytes of one variant of :func:`build_variants` (int8 stores 8-bit weights;
-    masked is counted as the dense kernel runs it: every zero multiplied)."""
+    """MACs and bytes of one variant of :func:`build_variants` (int8 stores 8-bit weights and
+    float32 biases, as torch's dynamic quantization; masked is counted as the dense kernel runs
+    it: every zero multiplied)."""
     V.check_choice(name, "name", set(_BITS))
     base = variants["numpy"]["shrunk" if "shrunk" in name else
                              "masked" if name == "masked" else "dense"]

@@ -189,7 +189,9 @@ def test_costs_of_an_mlp_by_hand():
     mc = speed.model_cost(m, batch=5)
     assert mc.macs == 90 and mc.flops == 180 and mc.param_bytes == 92
     assert mc.activation_bytes == 4 * 5 * (4 + 3 + 3 + 2)
-    assert speed.model_cost(m, batch=5, bits=8).param_bytes == 23
+    assert speed.model_cost(m, batch=5, bits=8).param_bytes == 18 + 5 * 4   # int8 weights, 32-bit biases
+    assert speed.model_cost(m, batch=5, bits=8, bias_bits=8).param_bytes == 23
+    assert speed.model_cost(m, batch=5, bits=4, bias_bits=16).param_bytes == 9 + 10
     assert "total" in mc.table()
 
 

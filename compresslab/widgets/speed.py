@@ -144,7 +144,7 @@ def amdahl_explorer(scaling: "speed.ThreadScaling | None" = None, **kw) -> Amdah
 
 class BenchmarkDashboard:
     """Pick variants and a batch size; *Run* times them live (interleaved, :func:`speed.compare`)
-    and the table updates. Changing the choice updates the cost readout (MACs and weight bytes of
+    and the table updates. Changing the choice updates the cost readout (MACs and parameter bytes of
     each chosen variant) at once; timing happens only on *Run*."""
 
     def __init__(self, variants: dict, batches: Sequence[int] = (1, 16, 64, 256),
@@ -183,7 +183,7 @@ class BenchmarkDashboard:
         for name in self.select.value:
             if "numpy" in self.variants and name in speed._BITS:
                 c = speed.variant_cost(self.variants, name, b)
-                parts.append(f"{name}: {c.macs / 1e6:.1f} M MACs, {c.param_bytes / 1e6:.2f} MB weights")
+                parts.append(f"{name}: {c.macs / 1e6:.1f} M MACs, {c.param_bytes / 1e6:.2f} MB parameters")
             else:
                 parts.append(name)
         self.readout.value = (f"<b>batch {b}</b> — " + "; ".join(parts) if parts
