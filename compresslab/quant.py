@@ -473,8 +473,8 @@ def quantize(x, qp: QParams, rounding: str | None = None):
 
     Per tensor, the work runs as NumPy ufuncs over cache-sized chunks; inputs of at least
     ``JIT_MIN_SIZE`` elements run instead as one loop compiled by numba, when it is installed
-    (``compresslab[fast]``; the first call in a process takes about a second). Both give the
-    same integers.
+    (``compresslab[fast]``; the first such call in a process takes a second or two: numba
+    compiles the loop once, then loads it from its cache). Both give the same integers.
 
     Parameters
     ----------
@@ -549,7 +549,7 @@ def _compiled_loop():
     if _LOOP is None:
         try:
             import numba
-        except ImportError:
+        except Exception:                       # missing, or built for another NumPy
             _LOOP = False
         else:
             try:                                # fastmath stays off: no fused x * inv + zp

@@ -471,7 +471,7 @@ def _numba():
 
 
 @pytest.mark.parametrize("rule", Q.ROUNDINGS)
-@pytest.mark.parametrize("n", [1, 255, 256, 257, 70_001])
+@pytest.mark.parametrize("n", [1, Q._LOOP_BLOCK - 1, Q._LOOP_BLOCK, Q._LOOP_BLOCK + 1, 70_001])
 def test_compiled_loop_equals_numpy_kernels(rule, n):
     """The one-pass loop (numba) gives the NumPy kernels' integers, near ties included."""
     _numba()
