@@ -57,7 +57,9 @@ def test_standard_benchmark_report(report):
     rows = {r["name"]: r for r in d["models"]["rows"]}
     assert rows["masked"]["macs"] == rows["dense"]["macs"]           # same work
     assert rows["shrunk"]["macs"] == 8 * (64 * 64 + 64 * 64 + 64 * 10)
-    assert rows["int8"]["param_bytes"] * 4 == rows["dense"]["param_bytes"]
+    weights, biases = 64 * 128 + 128 * 128 + 128 * 10, 128 + 128 + 10
+    assert rows["dense"]["param_bytes"] == 4 * (weights + biases)
+    assert rows["int8"]["param_bytes"] == weights + 4 * biases     # int8 weights, float32 biases
     assert rows["shrunk"]["top1_agreement"] == 1.0 and rows["shrunk"]["reference"] == "masked"
     assert rows["shrunk"]["max_abs_diff"] < 1e-4
     c = d["csr"]
