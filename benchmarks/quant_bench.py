@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     rule = args.rounding or Q.torch_rounding()["tensor"]
     compiled = Q._compiled_loop() is not None and args.n >= Q.JIT_MIN_SIZE
 
-    fns = {"torch.quantize_per_tensor": lambda: torch.quantize_per_tensor(tx, scale, qp.zero_point, torch.quint8),
+    fns = {"torch.quantize_per_tensor":
+           lambda: torch.quantize_per_tensor(tx, scale, qp.zero_point, torch.quint8),
            "quant.quantize": lambda: Q.quantize(x, qp, rounding=rule)}
     if compiled:
         fns["NumPy kernel (no numba)"] = lambda: Q._quantize_per_tensor(x, qp, rule, kernel="numpy")
@@ -88,7 +89,8 @@ def main(argv=None) -> int:
     print()
     for name in list(fns)[1:]:
         lo, hi = c.ci[name]
-        print(f"ratio {name} / torch (median): {1 / c.speedup[name]:.2f}x  (95% CI [{1 / hi:.2f}, {1 / lo:.2f}])")
+        print(f"ratio {name} / torch (median): {1 / c.speedup[name]:.2f}x  "
+              f"(95% CI [{1 / hi:.2f}, {1 / lo:.2f}])")
     ratio, worst = 1 / c.speedup["quant.quantize"], 1 / c.ci["quant.quantize"][0]
     print(f"target quant.quantize <= 2x torch (the whole interval): "
           f"{'met' if worst <= 2 else 'NOT met'} ({ratio:.2f}x, at most {worst:.2f}x)")

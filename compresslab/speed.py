@@ -564,7 +564,9 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
     V.check_int(batch, "batch", 1)
     V.check_int(bits, "bits", 1, 64)
     V.check_int(act_bits, "act_bits", 1, 64)
-    bias_bits = (32 if bits < 32 else bits) if bias_bits is None else V.check_int(bias_bits, "bias_bits", 1, 64)
+    if bias_bits is None:
+        bias_bits = 32 if bits < 32 else bits
+    V.check_int(bias_bits, "bias_bits", 1, 64)
     if input_shape is None:
         first = model.layers[0] if model.layers else None
         if not isinstance(first, nn.Linear):
@@ -574,7 +576,8 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
     out: list[LayerCost] = []
     for i, layer in enumerate(model.layers):
         params = sum(getattr(layer, a).size for a in layer.param_names)
-        n_bias = layer.bias.size if "bias" in layer.param_names and layer.bias is not None else 0
+        n_bias = layer.bias.size if "bias" in layer.param_names else 0
+        param_bytes = math.ceil(((params - n_bias) * bits + n_bias * bias_bits) / 8)
         if isinstance(layer, nn.Linear):
             if shape != (layer.in_features,):
                 raise ValueError(f"layer {i} expects ({layer.in_features},), gets {shape}")
@@ -595,7 +598,7 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
             new, macs = shape, 0
         nin, nout = int(np.prod(shape)), int(np.prod(new))
         out.append(LayerCost(f"{i}: {type(layer).__name__}", type(layer).__name__, shape, new,
-                             macs, int(params), math.ceil(((params - n_bias) * bits + n_bias * bias_bits) / 8),
+                             macs, int(params), param_bytes,
                              math.ceil(batch * nin * act_bits / 8),
                              math.ceil(batch * nout * act_bits / 8)))
         shape = new
