@@ -40,10 +40,11 @@ def main(argv=None) -> int:
     from compresslab import quant as Q
     from compresslab.speed import compare
 
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed: nothing to compare with (pip install 'compresslab[torch]')")
+    from compresslab import backend
+
+    torch = backend.optional("torch")
+    if torch is None:
+        print(f"torch is not installed: nothing to compare with ({backend.INSTALL['torch']})")
         return 0
     warnings.filterwarnings("ignore", message=".*deprecated.*")
     torch.set_num_threads(1)

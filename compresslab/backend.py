@@ -10,12 +10,23 @@ torch is imported lazily: NumPy-only installs never pay for it.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["is_torch", "to_numpy", "like", "same_kind", "torch_available", "cuda_available"]
+__all__ = ["is_torch", "to_numpy", "like", "same_kind", "torch_available", "cuda_available",
+           "optional", "needs", "INSTALL"]
+
+# How to install each optional package that a lesson section or a test may need. torch's line
+# keeps the download small: PyPI's default torch for Linux is a CUDA build of several GB.
+INSTALL = {
+    "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu "
+             "(CPU-only, a 190 MB download; on macOS and Windows plain 'pip install torch' is CPU-only)",
+    "numba": "pip install 'compresslab[fast]'",
+    "nbgrader": "pip install 'compresslab[course]'",
+}
 
 
 def _torch():
@@ -28,6 +39,33 @@ def _torch():
     except ImportError:
         return None
     return torch
+
+
+def optional(name: str):
+    """The module ``name`` if it can be imported, else None -- without a word.
+
+    For lesson code that runs with or without an optional package: ``torch = optional("torch")``.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def needs(name: str, shows: str) -> bool:
+    """True if the optional package ``name`` can be imported; else print one line and return False.
+
+    The line says what to install and what the section would have shown, so a lesson section
+    reads ``if needs("torch", "torch's int8 kernels against float32"): ...`` and the rest of
+    the lesson runs without the package.
+    """
+    if optional(name) is not None:
+        return True
+    how = INSTALL.get(name, f"pip install {name}")
+    print(f"[skipped: needs {name}, not installed] This section would show {shows}. To run it: {how}")
+    return False
 
 
 def torch_available() -> bool:

@@ -14,7 +14,10 @@ def _cmd_lab(args) -> int:
 
     folder = course.prepare_workdir(Path(args.dir) if args.dir else None, edition=args.edition)
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}",
-           f"--ServerApp.ip={args.ip}"]
+           f"--ServerApp.ip={args.ip}",
+           # a classroom works offline: no news feed, no update check against the internet (the
+           # pop-ups that would ask are off by default too: compresslab/jupyter/overrides.json)
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if args.port:
         cmd.append(f"--ServerApp.port={args.port}")
     if args.no_browser:
@@ -71,8 +74,13 @@ def _cmd_student(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import speed
+    from . import backend, speed
 
+    if not backend.torch_available():
+        print("compresslab bench: error: the standard comparison times torch models (int8 through "
+              f"torch's kernels) and needs torch, which is not installed: {backend.INSTALL['torch']}",
+              file=sys.stderr)
+        return 2
     try:
         sizes = tuple(int(v) for v in args.sizes.split(","))
         speed.run_bench(args.out, batch=args.batch, sizes=sizes, repeat=args.repeat,

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _validate as V
+from . import backend
 
 __all__ = [
     "Timing", "timeit", "thread_info", "threads", "set_threads", "cuda_sync",
@@ -960,7 +961,7 @@ def hidden_unit_masks(model, amount: float = 0.5) -> dict:
 
 
 def build_variants(model=None, *, sizes: Sequence[int] = (1024, 4096, 4096, 10),
-                   amount: float = 0.5, seed: int = 0) -> dict:
+                   amount: float = 0.5, seed: int = 0, engine: str = "auto") -> dict:
     """The model variants of the standard comparison, as torch modules in eval mode.
 
     * ``dense`` -- float32, every unit;
@@ -971,7 +972,9 @@ def build_variants(model=None, *, sizes: Sequence[int] = (1024, 4096, 4096, 10),
     * ``shrunk+int8`` -- both.
 
     ``model`` is a compresslab MLP (default: ``nn.mlp(sizes, seed=seed)``). The compresslab
-    models are returned too, under ``"numpy"``.
+    models are returned too, under ``"numpy"``. ``engine="numpy"`` (the default when torch is
+    not installed) returns the compresslab models themselves as ``dense``, ``masked`` and
+    ``shrunk``, without the int8 variants, which need torch's kernels.
     """
     import copy
 
@@ -980,6 +983,10 @@ def build_variants(model=None, *, sizes: Sequence[int] = (1024, 4096, 4096, 10),
     dense = nn.mlp(tuple(sizes), seed=seed) if model is None else model
     masked = prune.apply_masks(copy.deepcopy(dense), hidden_unit_masks(dense, amount))
     shrunk = prune.shrink(masked)
+    V.check_choice(engine, "engine", {"auto", "torch", "numpy"})
+    if engine == "numpy" or (engine == "auto" and not backend.torch_available()):
+        return {"dense": dense, "masked": masked, "shrunk": shrunk,
+                "numpy": {"dense": dense, "masked": masked, "shrunk": shrunk}}
     t = {"dense": nn.to_torch(dense).eval(), "masked": nn.to_torch(masked).eval(),
          "shrunk": nn.to_torch(shrunk).eval()}
     t["int8"] = torch_int8(t["dense"])
@@ -1005,7 +1012,11 @@ def variant_cost(variants: dict, name: str, batch: int) -> ModelCost:
     return model_cost(base, batch, bits=_BITS[name], act_bits=32)
 
 
-def _torch_forward(m, x):
+def _forward(m, x):
+    """A zero-argument function running model ``m`` on ``x``: a compresslab model as it is, a
+    torch module without autograd."""
+    if not _is_torch_module(m):
+        return lambda: m(x)
     import torch
 
     def run():
@@ -1040,14 +1051,14 @@ def standard_benchmark(*, batch: int = 64, sizes: Sequence[int] = (1024, 4096, 4
     steps = _tqdm(range(3), "benchmark", progress)
     it = iter(steps)
     next(it, None)
-    v = build_variants(sizes=sizes, amount=amount, seed=seed)
+    v = build_variants(sizes=sizes, amount=amount, seed=seed, engine="torch")
     names = list(variants) if variants is not None else list(_BITS)
     for n in names:
         V.check_choice(n, "variants", set(_BITS))
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, sizes[0], generator=g)
     with _threads_ctx(threads):
-        cmp = compare({n: _torch_forward(v[n], x) for n in names}, baseline=names[0],
+        cmp = compare({n: _forward(v[n], x) for n in names}, baseline=names[0],
                       repeat=repeat, seed=seed)
         next(it, None)
         with torch.inference_mode():

@@ -15,8 +15,7 @@ def test_numpy_passes_through():
     assert isinstance(out, np.ndarray) and total == 3.0
 
 
-def test_torch_in_torch_out_same_device_and_dtype():
-    torch = pytest.importorskip("torch")
+def test_torch_in_torch_out_same_device_and_dtype(torch):
     x = torch.arange(3, dtype=torch.float32)
     out, total = _double(x)
     assert isinstance(out, torch.Tensor) and out.device == x.device and out.dtype == torch.float32
@@ -26,9 +25,7 @@ def test_torch_in_torch_out_same_device_and_dtype():
 
 
 @pytest.mark.skipif(not backend.cuda_available(), reason="needs a CUDA device")
-def test_cuda_tensors_come_back_on_the_gpu():
-    import torch
-
+def test_cuda_tensors_come_back_on_the_gpu(torch):
     x = torch.arange(4.0, device="cuda")
     out, _ = _double(x)
     assert out.is_cuda

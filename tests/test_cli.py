@@ -147,7 +147,8 @@ def test_lab_serves_the_lessons_and_stops_cleanly(tmp_path, sig):
     pytest.importorskip("jupyterlab")
     port, token = _free_port(), "compresslab-test-token"
     workdir = tmp_path / "lessons"
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "user-settings"))  # a first-time user's settings
     proc = subprocess.Popen([sys.executable, "-m", "compresslab.cli", "lab", "--no-browser",
                              "--port", str(port), "--dir", str(workdir),
                              f"--IdentityProvider.token={token}"],
@@ -165,6 +166,14 @@ def test_lab_serves_the_lessons_and_stops_cleanly(tmp_path, sig):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents?token={token}", timeout=10) as r:
             names = {c["name"] for c in json.load(r)["content"]}
         assert {p.name for p in LESSONS} <= names
+        # Course defaults (compresslab/jupyter/overrides.json, installed with the package): no pop-up
+        # asking about Jupyter news, no update check, no news fetched from the internet.
+        url = f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            props = json.load(r)["schema"]["properties"]  # overrides replace the schema's defaults
+        assert props["fetchNews"]["default"] == "false" and props["checkForUpdates"]["default"] is False
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/api/news?token={token}", timeout=10) as r:
+            assert json.load(r)["news"] == []
         kids = _children(proc.pid)
         assert kids, "compresslab lab should run jupyter lab as a child process"
         proc.send_signal(sig)

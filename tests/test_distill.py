@@ -27,7 +27,8 @@ def _batch(seed, n=7, c=5, scale=3.0, unlabeled=0):
 
 def _torch_kd(s, t, y, T, alpha):
     """The industrial formula, written with torch.nn.functional, differentiated by autograd."""
-    torch = pytest.importorskip("torch")
+    import torch  # its callers take the torch fixture
+
     F = torch.nn.functional
     st_ = torch.tensor(s, dtype=torch.float64, requires_grad=True)
     tt = torch.tensor(t, dtype=torch.float64)
@@ -46,7 +47,7 @@ def _torch_kd(s, t, y, T, alpha):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("T", TS)
 @pytest.mark.parametrize("alpha", ALPHAS)
-def test_kd_loss_and_grad_equal_torch(T, alpha):
+def test_kd_loss_and_grad_equal_torch(T, alpha, torch):
     s, t, y = _batch(int(T * 10 + alpha * 100))
     loss, grad = D.kd_loss(s, t, y, T=T, alpha=alpha)
     ref_loss, ref_grad = _torch_kd(s, t, y, T, alpha)
@@ -54,8 +55,7 @@ def test_kd_loss_and_grad_equal_torch(T, alpha):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
-def test_full_labels_equal_plain_torch_mean_cross_entropy():
-    torch = pytest.importorskip("torch")
+def test_full_labels_equal_plain_torch_mean_cross_entropy(torch):
     F = torch.nn.functional
     s, t, y = _batch(3, n=16, c=10)
     T, alpha = 3.0, 0.7
@@ -70,7 +70,7 @@ def test_full_labels_equal_plain_torch_mean_cross_entropy():
 
 
 @pytest.mark.parametrize("unlabeled", [1, 4, 7])
-def test_unlabelled_samples_equal_torch_ignore_index(unlabeled):
+def test_unlabelled_samples_equal_torch_ignore_index(unlabeled, torch):
     s, t, y = _batch(11, n=7, unlabeled=unlabeled)
     for T, alpha in ((1.0, 0.5), (4.0, 0.9), (2.0, 0.0)):
         loss, grad = D.kd_loss(s, t, y, T=T, alpha=alpha)
@@ -82,7 +82,7 @@ def test_unlabelled_samples_equal_torch_ignore_index(unlabeled):
     assert np.all(g[:unlabeled] == 0)
 
 
-def test_float32_inputs_agree_with_torch_float32():
+def test_float32_inputs_agree_with_torch_float32(torch):
     s, t, y = _batch(5, n=32, c=10)
     s32, t32 = s.astype(np.float32), t.astype(np.float32)
     loss, grad = D.kd_loss(s32, t32, y, T=4.0, alpha=0.9)
@@ -93,8 +93,7 @@ def test_float32_inputs_agree_with_torch_float32():
 
 
 @pytest.mark.parametrize("T", TS)
-def test_softmax_and_log_softmax_equal_torch(T):
-    torch = pytest.importorskip("torch")
+def test_softmax_and_log_softmax_equal_torch(T, torch):
     z = np.random.default_rng(0).normal(scale=10, size=(6, 9))
     np.testing.assert_allclose(D.softmax(z, T), torch.softmax(torch.tensor(z) / T, -1).numpy(),
                                rtol=1e-12, atol=1e-15)
@@ -102,8 +101,7 @@ def test_softmax_and_log_softmax_equal_torch(T):
                                torch.log_softmax(torch.tensor(z) / T, -1).numpy(), rtol=1e-12)
 
 
-def test_torch_tensors_in_torch_tensors_out():
-    torch = pytest.importorskip("torch")
+def test_torch_tensors_in_torch_tensors_out(torch):
     s, t, y = _batch(2)
     st_, tt = torch.tensor(s, dtype=torch.float32), torch.tensor(t, dtype=torch.float32)
     loss, grad = D.kd_loss(st_, tt, torch.tensor(y), T=2.0, alpha=0.5)
@@ -136,8 +134,7 @@ def test_gradient_equals_finite_differences(T, alpha):
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-8)
 
 
-def test_hint_loss_equals_torch_and_finite_differences():
-    torch = pytest.importorskip("torch")
+def test_hint_loss_equals_torch_and_finite_differences(torch):
     g = np.random.default_rng(0)
     r, h = g.normal(size=(5, 4)), g.normal(size=(5, 4))
     loss, grad = D.hint_loss(r, h)
@@ -192,7 +189,7 @@ def test_alpha_interpolates_linearly(batch, T):
 # --------------------------------------------------------------------------------------------
 # Numerical safety
 # --------------------------------------------------------------------------------------------
-def test_no_nan_when_teacher_probabilities_underflow():
+def test_no_nan_when_teacher_probabilities_underflow(torch):
     t = np.array([[1000.0, 0.0, -1000.0], [0.0, 1000.0, 0.0]], dtype=np.float32)
     s = np.array([[-1000.0, 1000.0, 0.0], [3.0, 1.0, 2.0]], dtype=np.float32)
     for T in (0.1, 1.0, 4.0):
@@ -335,8 +332,7 @@ def test_train_student_uses_exactly_kd_loss(digits_teacher):
         np.testing.assert_allclose(b.state_dict()[k], v, rtol=1e-5, atol=1e-6)
 
 
-def test_cuda_tensors_stay_on_the_gpu():
-    torch = pytest.importorskip("torch")
+def test_cuda_tensors_stay_on_the_gpu(torch):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     s, t, y = _batch(9)

@@ -115,8 +115,7 @@ def test_relative_index_single_and_overflow():
     np.testing.assert_array_equal(E.relative_index_decode(v, g, 100), w)
 
 
-def test_relative_index_torch_kind():
-    torch = pytest.importorskip("torch")
+def test_relative_index_torch_kind(torch):
     w = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 2.0])
     v, g = E.relative_index_encode(w, 1)
     assert isinstance(v, torch.Tensor) and isinstance(g, torch.Tensor)

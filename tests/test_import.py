@@ -41,3 +41,25 @@ def test_bare_import_is_lazy():
     code = "import sys, compresslab; print(sorted(m for m in sys.modules if m.startswith('compresslab')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['compresslab', 'compresslab._lazy']"
+
+
+def test_bench_without_torch_says_what_to_install():
+    code = BLOCKER + "from compresslab import cli\nraise SystemExit(cli.main(['bench', '--no-progress']))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "needs torch" in out.stderr and "pip install torch" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_needs_prints_one_line_and_the_install_command():
+    code = BLOCKER + (
+        "from compresslab import backend\n"
+        "print(backend.optional('torch'), backend.needs('torch', 'torch int8 timings'))\n"
+        "print(backend.needs('numpy', 'anything'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("[skipped: needs torch, not installed] This section would show torch int8 timings.")
+    assert "download.pytorch.org/whl/cpu" in lines[0]
+    assert lines[1:] == ["None False", "True"]

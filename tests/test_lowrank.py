@@ -22,8 +22,7 @@ def test_eckart_young_error(w, data):
     assert b.shape == (w.shape[0], rank) and a.shape == (rank, w.shape[1])
 
 
-def test_truncated_svd_matches_torch():
-    torch = pytest.importorskip("torch")
+def test_truncated_svd_matches_torch(torch):
     g = np.random.default_rng(0)
     w = g.normal(size=(30, 20)).astype(np.float64)
     b, a = L.truncated_svd(w, 5)

@@ -55,8 +55,7 @@ def test_gradients_match_finite_differences(kind, rng):
 
 
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1), (2, 0)])
-def test_forward_and_gradients_match_torch_autograd(stride, padding, rng):
-    torch = pytest.importorskip("torch")
+def test_forward_and_gradients_match_torch_autograd(stride, padding, rng, torch):
     model = nn.Sequential(nn.Conv2d(2, 4, 3, stride=stride, padding=padding, seed=3), nn.ReLU(),
                           nn.Flatten())
     side = (7 + 2 * padding - 3) // stride + 1
@@ -74,8 +73,7 @@ def test_forward_and_gradients_match_torch_autograd(stride, padding, rng):
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
-def test_to_torch_from_torch_round_trip_is_exact():
-    torch = pytest.importorskip("torch")
+def test_to_torch_from_torch_round_trip_is_exact(torch):
     for model in (nn.mlp(seed=0), nn.cnn(seed=0)):
         back = nn.from_torch(nn.to_torch(model))
         for (k, a), (k2, b) in zip(model.state_dict().items(), back.state_dict().items()):
@@ -88,8 +86,7 @@ def test_to_torch_from_torch_round_trip_is_exact():
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
-def test_optimizers_match_torch(name, rng):
-    torch = pytest.importorskip("torch")
+def test_optimizers_match_torch(name, rng, torch):
     model = nn.mlp((5, 4, 3), seed=2)
     tm = nn.to_torch(model)
     opt = nn.SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3) if name == "sgd" else \

@@ -26,8 +26,7 @@ AMOUNTS = [0, 1, 7, 0.0, 0.1, 0.25, 0.5, 0.7, 0.95, 1.0]
 
 
 # ---------------------------------------------------------------------------- amount semantics
-def test_count_matches_torch_rounding():
-    torch = pytest.importorskip("torch")
+def test_count_matches_torch_rounding(torch):
     from torch.nn.utils import prune as tp
     for n in (1, 2, 3, 5, 7, 10, 11, 100, 101):
         for a in (0.0, 0.05, 0.1, 0.15, 0.25, 0.3, 0.333, 0.5, 0.55, 0.7, 0.75, 0.9, 0.95, 1.0):
@@ -64,14 +63,14 @@ def _torch_l1(w, amount):
 
 
 @pytest.mark.parametrize("amount", AMOUNTS)
+@pytest.mark.torch
 def test_magnitude_equals_torch_l1_unstructured(amount):
-    pytest.importorskip("torch")
     w = _tie_free((30, 17), seed=3)
     np.testing.assert_array_equal(P.magnitude(w, amount), _torch_l1(w, amount))
 
 
+@pytest.mark.torch
 def test_magnitude_with_ties_equal_counts_and_tie_rule():
-    pytest.importorskip("torch")
     g = np.random.default_rng(0)
     w = g.integers(-3, 4, size=(20, 10)).astype(np.float32)  # many ties
     for amount in (0.1, 0.33, 0.5, 77, 0.9):
@@ -92,8 +91,7 @@ def test_magnitude_uses_absolute_value():
 @pytest.mark.parametrize("dim", [0, 1, -1])
 @pytest.mark.parametrize("n", [1, 2, np.inf])
 @pytest.mark.parametrize("amount", [0, 2, 0.3, 0.5, 1.0])
-def test_structured_equals_torch_ln_structured(dim, n, amount):
-    torch = pytest.importorskip("torch")
+def test_structured_equals_torch_ln_structured(dim, n, amount, torch):
     from torch.nn.utils import prune as tp
     w = _tie_free((12, 10), seed=5)
     lin = torch.nn.Linear(10, 12)
@@ -104,8 +102,7 @@ def test_structured_equals_torch_ln_structured(dim, n, amount):
 
 
 @pytest.mark.parametrize("dim", [0, 1])
-def test_structured_conv_equals_torch(dim):
-    torch = pytest.importorskip("torch")
+def test_structured_conv_equals_torch(dim, torch):
     from torch.nn.utils import prune as tp
     w = _tie_free((8, 6, 3, 3), seed=1)
     conv = torch.nn.Conv2d(6, 8, 3)
@@ -115,8 +112,7 @@ def test_structured_conv_equals_torch(dim):
     np.testing.assert_array_equal(P.structured(w, 0.5, dim=dim, n=1), conv.weight_mask.numpy())
 
 
-def test_structured_ties_equal_counts():
-    torch = pytest.importorskip("torch")
+def test_structured_ties_equal_counts(torch):
     from torch.nn.utils import prune as tp
     w = np.ones((9, 4), np.float32)
     w[::3] = 2.0
@@ -130,8 +126,7 @@ def test_structured_ties_equal_counts():
 
 
 @pytest.mark.parametrize("amount", [0, 5, 100, 0.2, 0.5, 0.8, 0.9, 1.0])
-def test_global_magnitude_equals_torch_global_unstructured(amount):
-    torch = pytest.importorskip("torch")
+def test_global_magnitude_equals_torch_global_unstructured(amount, torch):
     from torch.nn.utils import prune as tp
     ws = [_tie_free((20, 8), 1) * 3, _tie_free((6, 20), 2), _tie_free((4, 6), 3) * 0.5]
     mods = []
@@ -153,8 +148,7 @@ def test_global_magnitude_equals_torch_global_unstructured(amount):
         np.testing.assert_array_equal(a, m.weight_mask.numpy())
 
 
-def test_torch_tensors_in_torch_tensors_out():
-    torch = pytest.importorskip("torch")
+def test_torch_tensors_in_torch_tensors_out(torch):
     w = torch.from_numpy(_tie_free((8, 8)))
     for out in (P.magnitude(w, 0.5), P.structured(w, 0.5, dim=0), P.n_m(w), P.random(w, 3)):
         assert isinstance(out, torch.Tensor) and out.shape == w.shape
@@ -332,8 +326,7 @@ def test_shrink_cnn_equals_masked():
     assert small[0].weight.shape[0] >= 8
 
 
-def test_shrink_equals_torch_pruned_model():
-    torch = pytest.importorskip("torch")
+def test_shrink_equals_torch_pruned_model(torch):
     from torch.nn.utils import prune as tp
     m = nn.mlp((16, 24, 12, 4), seed=4)
     tm = nn.to_torch(m)
@@ -402,8 +395,7 @@ def test_sensitivity_scan():
     assert set(res.max_sparsity(0.01)) == {"0.weight", "2.weight"}
 
 
-def test_global_magnitude_dict_of_tensors_and_schedule_float():
-    torch = pytest.importorskip("torch")
+def test_global_magnitude_dict_of_tensors_and_schedule_float(torch):
     ws = {"a": torch.from_numpy(_tie_free((5, 4), 1)), "b": torch.from_numpy(_tie_free((3, 4), 2))}
     out = P.global_magnitude(ws, 0.5)
     assert list(out) == ["a", "b"] and all(isinstance(v, torch.Tensor) for v in out.values())

@@ -12,10 +12,8 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 SIGNED = {"qint8": True, "quint8": False}
 
 
-def _torch():
-    torch = pytest.importorskip("torch")
+def _ignore_deprecations():
     warnings.filterwarnings("ignore", message=".*deprecated.*")
-    return torch
 
 
 def _tdtype(torch, name):
@@ -24,8 +22,8 @@ def _tdtype(torch, name):
 
 # ------------------------------------------------------------------ bit-exactness with torch
 @pytest.mark.parametrize("dtype", ["qint8", "quint8"])
-def test_quantize_per_tensor_matches_torch_every_length_random_and_ties(dtype):
-    torch = _torch()
+def test_quantize_per_tensor_matches_torch_every_length_random_and_ties(dtype, torch):
+    _ignore_deprecations()
     g = np.random.default_rng(0)
     qmin, qmax = Q.qrange(8, SIGNED[dtype])
     for n in range(1, 101):                           # every tail length of a SIMD vector
@@ -44,9 +42,9 @@ def test_quantize_per_tensor_matches_torch_every_length_random_and_ties(dtype):
             np.testing.assert_array_equal(got, want, err_msg=f"n={n} {kind}")
 
 
-def test_plain_division_disagrees_with_torch_on_ties():
+def test_plain_division_disagrees_with_torch_on_ties(torch):
     """The rule is not rint(x / scale) + zp: find tie inputs where that formula is wrong."""
-    torch = _torch()
+    _ignore_deprecations()
     g = np.random.default_rng(1)
     differs = 0
     for _ in range(50):
@@ -72,7 +70,7 @@ def _exact_fma_round(x, scale, zp):
     return int(np.rint(best))
 
 
-def test_double_rounding_case_fma_rule_is_exact():
+def test_double_rounding_case_fma_rule_is_exact(torch):
     """x * inv + zp lands exactly on a float32 midpoint in float64 but not in exact arithmetic:
     a float64-then-float32 emulation of the fused multiply-add gives 130, the exact fma 129."""
     x = np.full(37, 0.5073109865188599, np.float32)
@@ -82,7 +80,7 @@ def test_double_rounding_case_fma_rule_is_exact():
     assert naive == 130 and _exact_fma_round(x[0], scale, zp) == 129
     q = Q.quantize(x, Q.QParams(scale, zp, 0, 255), rounding="fma")
     assert (q == 129).all()
-    torch = _torch()
+    _ignore_deprecations()
     if Q.torch_rounding()["tensor"] == "fma":
         want = torch.quantize_per_tensor(torch.from_numpy(x), float(scale), zp, torch.quint8).int_repr().numpy()
         np.testing.assert_array_equal(q, want)
@@ -98,8 +96,8 @@ def test_fma_rule_matches_exact_arithmetic_on_random_ties():
             == _exact_fma_round(x, scale, zp)
 
 
-def test_torch_rounding_rule_is_detected_and_documented():
-    torch = _torch()
+def test_torch_rounding_rule_is_detected_and_documented(torch):
+    _ignore_deprecations()
     rules = Q.torch_rounding(refresh=True)
     assert rules["tensor"] in Q.ROUNDINGS and rules["channel"] in Q.ROUNDINGS, rules
     cap = torch.backends.cpu.get_cpu_capability()
@@ -115,8 +113,8 @@ def test_torch_rounding_rule_is_detected_and_documented():
 
 @pytest.mark.parametrize("dtype", ["qint8", "quint8"])
 @pytest.mark.parametrize("shape,axis", [((7, 33), 0), ((33, 5), 1), ((4, 3, 3, 3), 0), ((2, 9, 17), 1)])
-def test_quantize_per_channel_matches_torch(dtype, shape, axis):
-    torch = _torch()
+def test_quantize_per_channel_matches_torch(dtype, shape, axis, torch):
+    _ignore_deprecations()
     g = np.random.default_rng(2)
     qmin, qmax = Q.qrange(8, SIGNED[dtype])
     C = shape[axis]
@@ -137,8 +135,8 @@ def test_quantize_per_channel_matches_torch(dtype, shape, axis):
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 300), seed=st.integers(0, 2**31 - 1), signed=st.booleans())
-def test_quantize_property_matches_torch(n, seed, signed):
-    torch = _torch()
+def test_quantize_property_matches_torch(n, seed, signed, torch):
+    _ignore_deprecations()
     g = np.random.default_rng(seed)
     x = (g.normal(0, 1, n) * 10 ** g.uniform(-3, 3)).astype(np.float32)
     qp = Q.qparams(x, 8, "affine", signed=signed)
@@ -150,8 +148,8 @@ def test_quantize_property_matches_torch(n, seed, signed):
                                                             qp.zero_point, dt).dequantize().numpy())
 
 
-def test_large_input_chunks_match_torch():
-    torch = _torch()
+def test_large_input_chunks_match_torch(torch):
+    _ignore_deprecations()
     x = np.random.default_rng(3).normal(0, 1, 200_003).astype(np.float32)
     x[::7] = (np.round(x[::7] / 0.02) + 0.5) * np.float32(0.02)    # many ties, across chunks
     qp = Q.QParams(0.02, 3, -128, 127)
@@ -159,8 +157,8 @@ def test_large_input_chunks_match_torch():
     np.testing.assert_array_equal(Q.quantize(x, qp), want)
 
 
-def test_saturation_matches_torch():
-    torch = _torch()
+def test_saturation_matches_torch(torch):
+    _ignore_deprecations()
     x = np.array([1e30, -1e30, 3e9, -3e9, 1e-30, -0.0] + [0.0] * 10, np.float32)
     qp = Q.QParams(0.01, 10, 0, 255)
     want = torch.quantize_per_tensor(torch.from_numpy(x), float(np.float32(0.01)), 10, torch.quint8).int_repr().numpy()
@@ -170,8 +168,8 @@ def test_saturation_matches_torch():
 # ------------------------------------------------------------------ observers vs torch
 @pytest.mark.parametrize("dtype", ["qint8", "quint8"])
 @pytest.mark.parametrize("scheme", ["affine", "symmetric"])
-def test_minmax_observer_matches_torch(dtype, scheme):
-    torch = _torch()
+def test_minmax_observer_matches_torch(dtype, scheme, torch):
+    _ignore_deprecations()
     from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
     g = np.random.default_rng(4)
     tsch = {"affine": (torch.per_tensor_affine, torch.per_channel_affine),
@@ -194,8 +192,8 @@ def test_minmax_observer_matches_torch(dtype, scheme):
         np.testing.assert_array_equal(z.numpy(), qp.zero_point)
 
 
-def test_moving_average_observer_matches_torch():
-    torch = _torch()
+def test_moving_average_observer_matches_torch(torch):
+    _ignore_deprecations()
     from torch.ao.quantization import MovingAverageMinMaxObserver
     g = np.random.default_rng(5)
     batches = [g.normal(0, 1 + i, 64).astype(np.float32) for i in range(6)]
@@ -244,8 +242,8 @@ def test_other_observers_and_bits():
     assert Q.sqnr(x, x) == float("inf")
 
 
-def test_torch_tensors_in_and_out():
-    torch = _torch()
+def test_torch_tensors_in_and_out(torch):
+    _ignore_deprecations()
     x = torch.randn(4, 10)
     qp = Q.qparams(x, 8, axis=0)
     q = Q.quantize(x, qp)
@@ -312,8 +310,8 @@ def test_kmeans_with_mask_only_clusters_kept_weights():
         Q.kmeans(w, 2, mask=np.ones(3))
 
 
-def test_kmeans_centroid_gradient_is_sum_of_member_gradients():
-    torch = _torch()
+def test_kmeans_centroid_gradient_is_sum_of_member_gradients(torch):
+    _ignore_deprecations()
     g = np.random.default_rng(9)
     w = g.normal(0, 1, (6, 5)).astype(np.float32)
     cb, idx = Q.kmeans(w, 2)
@@ -345,8 +343,8 @@ def _trained(seed=0, epochs=8):
     return m, d
 
 
-def test_fakequant_ste_gradient_matches_torch_fakequantize():
-    torch = _torch()
+def test_fakequant_ste_gradient_matches_torch_fakequantize(torch):
+    _ignore_deprecations()
     g = np.random.default_rng(10)
     w = g.normal(0, 1, (4, 6)).astype(np.float32)
     fq = Q.FakeQuant(4, "affine", per_channel=False)
@@ -418,8 +416,8 @@ def test_model_size():
     assert Q.model_size(m, 8, per_channel=True) == w + 4 * 410 + 8 * 410
 
 
-def test_cuda_tensors_round_trip_on_device():
-    torch = _torch()
+def test_cuda_tensors_round_trip_on_device(torch):
+    _ignore_deprecations()
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     x = torch.randn(1000, device="cuda")

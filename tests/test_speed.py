@@ -84,8 +84,7 @@ def test_timeit_rejects_bad_arguments(kw, err):
         speed.timeit(3)
 
 
-def test_threads_context_sets_and_restores_blas_and_torch():
-    torch = pytest.importorskip("torch")
+def test_threads_context_sets_and_restores_blas_and_torch(torch):
     from threadpoolctl import threadpool_info
     before = torch.get_num_threads()
     blas_before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
@@ -195,8 +194,7 @@ def test_costs_of_an_mlp_by_hand():
     assert "total" in mc.table()
 
 
-def test_costs_match_torch_shapes_and_counts():
-    torch = pytest.importorskip("torch")
+def test_costs_match_torch_shapes_and_counts(torch):
     m = nn.cnn(seed=0)
     t = nn.to_torch(m)
     cs = speed.layer_costs(m, batch=3, input_shape=(1, 8, 8))
@@ -288,8 +286,7 @@ def test_fit_rejects_bad_input():
         speed.fit_parallel_fraction([1, 2], [1, -1])
 
 
-def test_thread_scaling_sets_threads_and_fits(clock):
-    torch = pytest.importorskip("torch")
+def test_thread_scaling_sets_threads_and_fits(clock, torch):
     # fake work whose time follows Amdahl with p = 0.6 at the thread count in force
     fn = lambda: clock.work("w", 1.0 * speed.amdahl(0.6, 1) / speed.amdahl(0.6, torch.get_num_threads()))()  # noqa: E731
     ts = speed.thread_scaling(fn, threads=[1, 2, 4], repeat=3)
@@ -302,8 +299,8 @@ def test_thread_scaling_sets_threads_and_fits(clock):
 
 
 # ---------------------------------------------------------------------------- CPU vs GPU
+@pytest.mark.torch
 def test_cpu_gpu_sweep_structure_on_cpu():
-    pytest.importorskip("torch")
     m = speed.mlp_torch((32, 64, 10))
     sw = speed.cpu_gpu_sweep(m, batches=[1, 8], device="cpu", repeat=3)
     assert [r["batch"] for r in sw["rows"]] == [1, 8]
@@ -312,16 +309,14 @@ def test_cpu_gpu_sweep_structure_on_cpu():
     json.dumps(sw)
 
 
-def test_cpu_gpu_sweep_refuses_missing_cuda():
-    torch = pytest.importorskip("torch")
+def test_cpu_gpu_sweep_refuses_missing_cuda(torch):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="CUDA"):
         speed.cpu_gpu_sweep(speed.mlp_torch((8, 8, 2)), device="cuda")
 
 
-def test_cpu_gpu_sweep_on_gpu():
-    torch = pytest.importorskip("torch")
+def test_cpu_gpu_sweep_on_gpu(torch):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
     sw = speed.cpu_gpu_sweep(speed.mlp_torch((256, 512, 10)), batches=[1, 64], repeat=3)
@@ -342,8 +337,7 @@ def test_gpu_reference_loader(tmp_path):
         assert "cuda" in ref["device"] and ref["rows"]
 
 
-def test_set_threads_global_and_restorable():
-    torch = pytest.importorskip("torch")
+def test_set_threads_global_and_restorable(torch):
     from threadpoolctl import threadpool_info
     before = torch.get_num_threads()
     blas_before = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
@@ -366,3 +360,11 @@ def test_break_even():
     assert speed.break_even([0.5, 0.9], [0.5, 1.0]) is None
     with pytest.raises(ValueError):
         speed.break_even([0.5], [1, 2])
+
+
+def test_hidden_unit_masks_use_prune_structured():
+    from compresslab import prune
+    m = nn.mlp((8, 6, 4, 2), seed=1)
+    masks = speed.hidden_unit_masks(m, 0.5)
+    assert sorted(masks) == ["0.weight", "2.weight"]
+    np.testing.assert_array_equal(masks["0.weight"], prune.structured(m.layers[0].weight, 0.5, dim=0))

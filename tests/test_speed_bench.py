@@ -8,8 +8,7 @@ import pytest
 
 from compresslab import nn, speed
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("scipy")
+pytestmark = pytest.mark.torch  # every test here times torch models
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,7 @@ def variants():
     return speed.build_variants(sizes=(32, 64, 48, 10), amount=0.5, seed=0)
 
 
-def test_variants_shapes_and_outputs(variants):
+def test_variants_shapes_and_outputs(variants, torch):
     x = torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         out = {k: variants[k](x) for k in ("dense", "masked", "shrunk", "int8", "shrunk+int8")}
@@ -35,14 +34,6 @@ def test_variants_shapes_and_outputs(variants):
     # the masks come from compresslab.prune.structured: whole rows, half of them
     w = variants["numpy"]["masked"].layers[0].weight
     assert (np.abs(w).sum(axis=1) == 0).sum() == 32
-
-
-def test_hidden_unit_masks_use_prune_structured():
-    from compresslab import prune
-    m = nn.mlp((8, 6, 4, 2), seed=1)
-    masks = speed.hidden_unit_masks(m, 0.5)
-    assert sorted(masks) == ["0.weight", "2.weight"]
-    np.testing.assert_array_equal(masks["0.weight"], prune.structured(m.layers[0].weight, 0.5, dim=0))
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,8 @@ def test_amdahl_explorer_from_thread_scaling():
     assert "2 threads 1.50x" in ex.readout.value
 
 
+@pytest.mark.torch
 def test_benchmark_dashboard():
-    pytest.importorskip("torch")
     v = speed.build_variants(sizes=(32, 64, 64, 10), seed=0)
     d = ws.benchmark_dashboard(v, batches=(1, 16), batch=16, repeat=3)
     r0 = d.readout.value
@@ -63,3 +63,17 @@ def test_benchmark_dashboard():
     assert "shrunk" in d.table.value
     d.select.value = ()
     assert d.run() is None and "choose" in d.table.value
+
+
+def test_benchmark_dashboard_times_numpy_models_without_torch():
+    v = speed.build_variants(sizes=(32, 64, 64, 10), seed=0, engine="numpy")
+    assert set(v) == {"dense", "masked", "shrunk", "numpy"}  # int8 needs torch's kernels
+    assert all(type(v[k]).__module__ == "compresslab.nn" for k in ("dense", "masked", "shrunk"))
+    d = ws.benchmark_dashboard(v, batches=(1, 16), batch=16, repeat=3, chosen=("dense", "shrunk"))
+    assert d.n_in == 32 and "shrunk" in d.readout.value
+    cmp = d.run()
+    assert set(cmp.speedup) == {"dense", "shrunk"} and "<table>" in d.table.value
+    x = np.random.default_rng(1).standard_normal((5, 32), dtype=np.float32)
+    np.testing.assert_allclose(v["shrunk"](x), v["masked"](x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="engine"):
+        speed.build_variants(sizes=(32, 64, 64, 10), engine="jax")

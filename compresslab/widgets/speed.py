@@ -150,17 +150,15 @@ class BenchmarkDashboard:
     def __init__(self, variants: dict, batches: Sequence[int] = (1, 16, 64, 256),
                  batch: int = 64, repeat: int = 7, chosen: Sequence[str] | None = None):
         import ipywidgets as W
-        import torch
 
         names = [k for k in variants if k != "numpy"]
         if not names:
             raise ValueError("variants must hold at least one model (see speed.build_variants)")
         self.variants = variants
         self.repeat = repeat
-        first = next(m for m in variants[names[0]].modules()
-                     if hasattr(m, "in_features"))
-        self.n_in = int(first.in_features)
-        self._torch = torch
+        model = variants[names[0]]  # a torch module or a compresslab model (without torch)
+        layers = model.modules() if hasattr(model, "modules") else model.layers
+        self.n_in = int(next(m for m in layers if hasattr(m, "in_features")).in_features)
         self.select = W.SelectMultiple(options=names, value=tuple(chosen or names[:3]),
                                        description="variants", rows=min(len(names), 6))
         self.batch = W.Dropdown(options=list(batches), value=batch if batch in batches else batches[0],
@@ -196,11 +194,13 @@ class BenchmarkDashboard:
         if not chosen:
             self.table.value = "<b>choose at least one variant</b>"
             return None
-        torch = self._torch
         b = int(self.batch.value)
-        x = torch.randn(b, self.n_in, generator=torch.Generator().manual_seed(0))
+        x = np.random.default_rng(0).standard_normal((b, self.n_in), dtype=np.float32)
+        if any(hasattr(self.variants[k], "modules") for k in chosen):  # torch modules
+            import torch
+            x = torch.from_numpy(x)
         self.table.value = f"<i>timing {', '.join(chosen)} at batch {b} ...</i>"
-        fns = {k: speed._torch_forward(self.variants[k], x) for k in chosen}
+        fns = {k: speed._forward(self.variants[k], x) for k in chosen}
         t0 = time.perf_counter()
         cmp = speed.compare(fns, repeat=repeat or self.repeat, number="auto", min_sample=1e-3)
         self.last = cmp

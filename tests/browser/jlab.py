@@ -113,11 +113,11 @@ class JupyterLab:
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
         settings = dirs["settings"]
-        # Every cell in the DOM (no virtual scrolling), and no news/update pop-ups in screenshots.
+        # Every cell in the DOM (no virtual scrolling), so the tests can read every output. The
+        # news and update pop-ups are left to the defaults that compresslab installs
+        # (compresslab/jupyter/overrides.json): the tests check that a learner sees none.
         _write_json(settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
                     {"windowingMode": "none"})
-        _write_json(settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
-                    {"fetchNews": "false", "checkForUpdates": False})
         env = dict(os.environ)
         # The pytest process (and CI) uses the Agg backend; the kernel must pick the inline one,
         # which ipykernel only does when MPLBACKEND is unset.
@@ -135,6 +135,7 @@ class JupyterLab:
                f"--ServerApp.root_dir={self.root}", f"--IdentityProvider.token={self.token}",
                # window.jupyterapp, so the tests can read the notebook model and kernel state
                "--LabApp.expose_app_in_browser=True",
+               # no request leaves the machine (the pop-ups asking about them are off by default)
                "--LabApp.news_url=None",
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
