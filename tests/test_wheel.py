@@ -35,6 +35,11 @@ def test_wheel_ships_package_data_and_lessons(wheel):
     assert "compresslab/datasets/digits.npz" in names
     assert "compresslab/datasets/DIGITS_PROVENANCE.txt" in names
     assert not any(n.startswith("tests/") for n in names)
+    # JupyterLab defaults for a class, installed into <prefix>/share/jupyter/lab/settings/overrides.d
+    (overrides,) = [n for n in names if n.endswith("share/jupyter/lab/settings/overrides.d/compresslab.json")]
+    settings = json.loads(zipfile.ZipFile(wheel).read(overrides))
+    assert settings["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false",
+                                                                       "checkForUpdates": False}
 
 
 def _free_port():
