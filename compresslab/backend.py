@@ -54,17 +54,25 @@ def optional(name: str):
         return None
 
 
+_TOLD: set[str] = set()  # packages whose install line was printed already (once per kernel)
+
+
 def needs(name: str, shows: str) -> bool:
     """True if the optional package ``name`` can be imported; else print one line and return False.
 
-    The line says what to install and what the section would have shown, so a lesson section
-    reads ``if needs("torch", "torch's int8 kernels against float32"): ...`` and the rest of
-    the lesson runs without the package.
+    The line says what the section would have shown and, the first time for each package, what
+    to install, so a lesson section reads ``if needs("torch", "torch's int8 kernels against
+    float32"): ...`` and the rest of the lesson runs without the package.
     """
     if optional(name) is not None:
         return True
-    how = INSTALL.get(name, f"pip install {name}")
-    print(f"[skipped: needs {name}, not installed] This section would show {shows}. To run it: {how}")
+    line = f"[skipped: needs {name}, not installed] This section would show {shows}."
+    if name not in _TOLD:
+        _TOLD.add(name)
+        line += f" To run it: {INSTALL.get(name, f'pip install {name}')}"
+    else:
+        line += " (How to install it: see the first such line above.)"
+    print(line)
     return False
 
 

@@ -56,10 +56,15 @@ def test_needs_prints_one_line_and_the_install_command():
         "from compresslab import backend\n"
         "print(backend.optional('torch'), backend.needs('torch', 'torch int8 timings'))\n"
         "print(backend.needs('numpy', 'anything'))\n"
+        "print(backend.needs('torch', 'a GPU sweep'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("[skipped: needs torch, not installed] This section would show torch int8 timings.")
     assert "download.pytorch.org/whl/cpu" in lines[0]
-    assert lines[1:] == ["None False", "True"]
+    assert lines[1:3] == ["None False", "True"]
+    # the install line once per package; later sections only say what they would show
+    assert lines[3] == ("[skipped: needs torch, not installed] This section would show a GPU sweep. "
+                        "(How to install it: see the first such line above.)")
+    assert lines[4:] == ["False"]

@@ -49,7 +49,7 @@ def test_readme_quick_start_has_exactly_two_commands():
 
 
 def test_tests_need_torch_only_through_the_conftest():
-    """One place decides what needs torch (tests/conftest.py): the `torch` fixture or marker."""
+    """One place decides what needs torch (the root conftest.py): the `torch` fixture or marker."""
     needle = "importorskip(" + '"torch")'
     for f in sorted((ROOT / "tests").rglob("*.py")):
         text = f.read_text()

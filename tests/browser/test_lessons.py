@@ -194,7 +194,7 @@ def _move_slider(page, root, slider, name: str) -> tuple[bool, str]:
     return False, f"neither {step} nor {far} changed the view"
 
 
-# The parameter is the lesson's path, so that tests/conftest.py sees which optional packages the
+# The parameter is the lesson's path, so that the root conftest.py sees which optional packages the
 # lesson declares (and skips it, or marks it, from that one place).
 @pytest.mark.parametrize("path", lesson_paths(), ids=lambda p: p.stem)
 def test_lesson_runs_and_its_widgets_respond(path, lesson_page, jupyter, screenshot_dir):
