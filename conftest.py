@@ -106,11 +106,13 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter):
     from compresslab.backend import INSTALL
 
-    skipped = {r.nodeid for r in terminalreporter.stats.get("skipped", [])}
+    skipped = {r.nodeid for r in terminalreporter.stats.get("skipped", [])
+               if "which is not installed" in str(r.longrepr)}  # not those skipped for another reason
     for name, nodeids in sorted(_SKIPPED_FOR.items()):
         n = len(nodeids & skipped)
         if n:
+            tests = "1 test" if n == 1 else f"{n} tests"
             terminalreporter.write_line(
-                f"{n} tests skipped because {name} is not installed (the comparisons with PyTorch and "
-                f"the lesson cells that use it). To run them: {INSTALL.get(name, 'pip install ' + name)}, "
+                f"{tests} skipped because {name} is not installed (the comparisons with PyTorch and the "
+                f"lesson cells that use it). To run them: {INSTALL.get(name, 'pip install ' + name)}, "
                 "then pytest again.", yellow=True)
