@@ -33,7 +33,6 @@ def test_count_matches_torch_rounding(torch):
             assert P.count_to_prune(a, n) == tp._compute_nparams_toprune(a, n), (a, n)
     # half-to-even: 0.5 * 5 = 2.5 -> 2, 0.5 * 7 = 3.5 -> 4
     assert P.count_to_prune(0.5, 5) == 2 and P.count_to_prune(0.5, 7) == 4
-    assert torch is not None
 
 
 @pytest.mark.parametrize("bad", [-1, 11, 1.5, -0.1, float("nan"), "0.5", None, True])

@@ -70,20 +70,29 @@ def _exact_fma_round(x, scale, zp):
     return int(np.rint(best))
 
 
-def test_double_rounding_case_fma_rule_is_exact(torch):
+_DOUBLE_ROUNDING = (np.full(37, 0.5073109865188599, np.float32), np.float32(1.0146375), 129)
+
+
+def test_double_rounding_case_fma_rule_is_exact():
     """x * inv + zp lands exactly on a float32 midpoint in float64 but not in exact arithmetic:
     a float64-then-float32 emulation of the fused multiply-add gives 130, the exact fma 129."""
-    x = np.full(37, 0.5073109865188599, np.float32)
-    scale, zp = np.float32(1.0146375), 129
+    x, scale, zp = _DOUBLE_ROUNDING
     inv = np.float32(1) / scale
     naive = np.rint(np.float32(np.float64(x[0]) * np.float64(inv) + zp))
     assert naive == 130 and _exact_fma_round(x[0], scale, zp) == 129
     q = Q.quantize(x, Q.QParams(scale, zp, 0, 255), rounding="fma")
     assert (q == 129).all()
+
+
+def test_double_rounding_case_equals_torch_where_torch_uses_fma(torch):
+    x, scale, zp = _DOUBLE_ROUNDING
+    q = Q.quantize(x, Q.QParams(scale, zp, 0, 255), rounding="fma")
     _ignore_deprecations()
-    if Q.torch_rounding()["tensor"] == "fma":
-        want = torch.quantize_per_tensor(torch.from_numpy(x), float(scale), zp, torch.quint8).int_repr().numpy()
-        np.testing.assert_array_equal(q, want)
+    rule = Q.torch_rounding()["tensor"]
+    if rule != "fma":
+        pytest.skip(f"this torch build rounds per tensor by the {rule!r} rule, not fma")
+    want = torch.quantize_per_tensor(torch.from_numpy(x), float(scale), zp, torch.quint8).int_repr().numpy()
+    np.testing.assert_array_equal(q, want)
 
 
 def test_fma_rule_matches_exact_arithmetic_on_random_ties():
