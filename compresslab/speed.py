@@ -962,7 +962,8 @@ def hidden_unit_masks(model, amount: float = 0.5) -> dict:
 
 def build_variants(model=None, *, sizes: Sequence[int] = (1024, 4096, 4096, 10),
                    amount: float = 0.5, seed: int = 0, engine: str = "auto") -> dict:
-    """The model variants of the standard comparison, as torch modules in eval mode.
+    """The model variants of the standard comparison, as torch modules in eval mode (or as
+    compresslab models with ``engine="numpy"``).
 
     * ``dense`` -- float32, every unit;
     * ``masked`` -- ``amount`` of the hidden units zeroed (:func:`compresslab.prune.structured` +
@@ -980,10 +981,10 @@ def build_variants(model=None, *, sizes: Sequence[int] = (1024, 4096, 4096, 10),
 
     from . import nn, prune
     V.check_float(amount, "amount", 0, 1, high_open=True)
+    V.check_choice(engine, "engine", {"auto", "torch", "numpy"})
     dense = nn.mlp(tuple(sizes), seed=seed) if model is None else model
     masked = prune.apply_masks(copy.deepcopy(dense), hidden_unit_masks(dense, amount))
     shrunk = prune.shrink(masked)
-    V.check_choice(engine, "engine", {"auto", "torch", "numpy"})
     if engine == "numpy" or (engine == "auto" and not backend.torch_available()):
         return {"dense": dense, "masked": masked, "shrunk": shrunk,
                 "numpy": {"dense": dense, "masked": masked, "shrunk": shrunk}}
