@@ -27,12 +27,6 @@ def _missing(name):
     return importlib.util.find_spec(name) is None
 
 
-def _skip_reason(name, what):
-    from compresslab.backend import INSTALL
-
-    return f"{what} needs {name}, which is not installed: {INSTALL.get(name, 'pip install ' + name)}"
-
-
 @functools.lru_cache(maxsize=None)
 def _notebook_requires(path):
     """(packages the whole notebook needs, packages some of its cells need)"""
@@ -78,6 +72,8 @@ _SKIPPED_FOR = {}  # missing package(s) -> node ids of the tests skipped for the
 def pytest_collection_modifyitems(config, items):
     from pathlib import Path
 
+    from compresslab.backend import install_hint
+
     for item in items:
         paths = [Path(str(item.fspath))]
         callspec = getattr(item, "callspec", None)
@@ -87,7 +83,8 @@ def pytest_collection_modifyitems(config, items):
         for name in OPTIONAL:
             if item.get_closest_marker(name) or name in getattr(item, "fixturenames", ()):
                 needs.add(name)
-        needs |= _cell_requires(item)
+        cell_needs = _cell_requires(item)
+        needs |= cell_needs
         for path in paths:
             whole, cells = _notebook_requires(str(path))
             needs |= whole
@@ -95,16 +92,16 @@ def pytest_collection_modifyitems(config, items):
         for name in sorted(needs | about):
             if name in OPTIONAL:
                 item.add_marker(getattr(pytest.mark, name))
-        missing = sorted(m for m in needs if _missing(m))
+        missing = ", ".join(sorted(m for m in needs if _missing(m)))
         if missing:
-            _SKIPPED_FOR.setdefault(", ".join(missing), set()).add(item.nodeid)
-            what = (f"this cell of {Path(str(item.fspath)).name}" if _cell_requires(item)
-                    else "this test")
-            item.add_marker(pytest.mark.skip(reason=_skip_reason(", ".join(missing), what)))
+            _SKIPPED_FOR.setdefault(missing, set()).add(item.nodeid)
+            what = f"this cell of {Path(str(item.fspath)).name}" if cell_needs else "this test"
+            item.add_marker(pytest.mark.skip(
+                reason=f"{what} needs {missing}, which is not installed: {install_hint(missing)}"))
 
 
 def pytest_terminal_summary(terminalreporter):
-    from compresslab.backend import INSTALL
+    from compresslab.backend import install_hint
 
     skipped = {r.nodeid for r in terminalreporter.stats.get("skipped", [])
                if "which is not installed" in str(r.longrepr)}  # not those skipped for another reason
@@ -114,5 +111,5 @@ def pytest_terminal_summary(terminalreporter):
             tests = "1 test" if n == 1 else f"{n} tests"
             terminalreporter.write_line(
                 f"{tests} skipped because {name} is not installed (the comparisons with PyTorch and the "
-                f"lesson cells that use it). To run them: {INSTALL.get(name, 'pip install ' + name)}, "
+                f"lesson cells that use it). To run them: {install_hint(name)}, "
                 "then pytest again.", yellow=True)

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     torch = backend.optional("torch")
     if torch is None:
-        print(f"torch is not installed: nothing to compare with ({backend.INSTALL['torch']})")
+        print(f"torch is not installed: nothing to compare with ({backend.install_hint('torch')})")
         return 0
     warnings.filterwarnings("ignore", message=".*deprecated.*")
     torch.set_num_threads(1)

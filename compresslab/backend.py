@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["is_torch", "to_numpy", "like", "same_kind", "torch_available", "cuda_available",
-           "optional", "needs", "INSTALL"]
+           "optional", "needs", "install_hint", "INSTALL"]
 
 # How to install each optional package that a lesson section or a test may need. torch's line
 # keeps the download small: PyPI's default torch for Linux is a CUDA build of several GB.
@@ -39,6 +39,11 @@ def _torch():
     except ImportError:
         return None
     return torch
+
+
+def install_hint(name: str) -> str:
+    """How to install the optional package ``name`` (torch: its CPU-only build)."""
+    return INSTALL.get(name, f"pip install {name}")
 
 
 def optional(name: str):
@@ -69,7 +74,7 @@ def needs(name: str, shows: str) -> bool:
     line = f"[skipped: needs {name}, not installed] This section would show {shows}."
     if name not in _TOLD:
         _TOLD.add(name)
-        line += f" To run it: {INSTALL.get(name, f'pip install {name}')}"
+        line += f" To run it: {install_hint(name)}"
     else:
         line += " (How to install it: see the first such line above.)"
     print(line)

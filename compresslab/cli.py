@@ -78,7 +78,7 @@ def _cmd_bench(args) -> int:
 
     if not backend.torch_available():
         print("compresslab bench: error: the standard comparison times torch models (int8 through "
-              f"torch's kernels) and needs torch, which is not installed: {backend.INSTALL['torch']}",
+              f"torch's kernels) and needs torch, which is not installed: {backend.install_hint('torch')}",
               file=sys.stderr)
         return 2
     try:

@@ -12,27 +12,32 @@ BLOCKER = (
 )
 
 
+def _run_without_heavy_packages(code):
+    """Run ``code`` in a fresh Python where torch, matplotlib, scipy, ... cannot be imported."""
+    return subprocess.run([sys.executable, "-c", BLOCKER + code], capture_output=True, text=True)
+
+
 def test_import_with_only_numpy():
-    code = BLOCKER + (
+    code = (
         "import time; t = time.perf_counter()\n"
         "import compresslab, compresslab.nn, compresslab.data, compresslab.speed, compresslab.backend\n"
         "import compresslab.exercises\n"
         "heavy = [m for m in ('torch', 'matplotlib', 'ipywidgets', 'scipy') if m in sys.modules]\n"
         "print(heavy, compresslab.__version__)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = _run_without_heavy_packages(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("[] ")
 
 
 def test_training_works_without_tqdm_or_torch():
-    code = BLOCKER + (
+    code = (
         "import numpy as np, compresslab as cl\n"
         "m = cl.nn.mlp((4, 3), seed=0)\n"
         "h = cl.nn.fit(m, np.random.default_rng(0).random((20, 4)), np.arange(20) % 3, epochs=2)\n"
         "print(len(h.loss))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = _run_without_heavy_packages(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
 
@@ -44,21 +49,21 @@ def test_bare_import_is_lazy():
 
 
 def test_bench_without_torch_says_what_to_install():
-    code = BLOCKER + "from compresslab import cli\nraise SystemExit(cli.main(['bench', '--no-progress']))\n"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = "from compresslab import cli\nraise SystemExit(cli.main(['bench', '--no-progress']))\n"
+    out = _run_without_heavy_packages(code)
     assert out.returncode == 2, out.stderr
     assert "needs torch" in out.stderr and "pip install torch" in out.stderr
     assert "Traceback" not in out.stderr
 
 
 def test_needs_prints_one_line_and_the_install_command():
-    code = BLOCKER + (
+    code = (
         "from compresslab import backend\n"
         "print(backend.optional('torch'), backend.needs('torch', 'torch int8 timings'))\n"
         "print(backend.needs('numpy', 'anything'))\n"
         "print(backend.needs('torch', 'a GPU sweep'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = _run_without_heavy_packages(code)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("[skipped: needs torch, not installed] This section would show torch int8 timings.")

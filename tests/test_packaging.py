@@ -58,12 +58,13 @@ def test_tests_need_torch_only_through_the_conftest():
 
 
 def test_torch_tests_are_skipped_with_the_install_line_when_torch_is_missing(tmp_path):
+    import os
     import subprocess
     import sys
 
     # sys.modules["torch"] = None is exactly what a missing package looks like to find_spec/import
     (tmp_path / "hide_torch.py").write_text("import sys\nsys.modules['torch'] = None\n")
-    env = dict(__import__("os").environ, PYTHONPATH=str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
     out = subprocess.run([sys.executable, "-m", "pytest", "-p", "hide_torch", "-o", "addopts=", "-q", "-rs",
                           "-p", "no:cacheprovider", "tests/test_backend.py", "tests/test_speed_bench.py"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

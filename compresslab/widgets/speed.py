@@ -157,7 +157,7 @@ class BenchmarkDashboard:
         self.variants = variants
         self.repeat = repeat
         model = variants[names[0]]  # a torch module or a compresslab model (without torch)
-        layers = model.modules() if hasattr(model, "modules") else model.layers
+        layers = model.modules() if speed._is_torch_module(model) else model.layers
         self.n_in = int(next(m for m in layers if hasattr(m, "in_features")).in_features)
         self.select = W.SelectMultiple(options=names, value=tuple(chosen or names[:3]),
                                        description="variants", rows=min(len(names), 6))
@@ -196,7 +196,7 @@ class BenchmarkDashboard:
             return None
         b = int(self.batch.value)
         x = np.random.default_rng(0).standard_normal((b, self.n_in), dtype=np.float32)
-        if any(hasattr(self.variants[k], "modules") for k in chosen):  # torch modules
+        if any(speed._is_torch_module(self.variants[k]) for k in chosen):
             import torch
             x = torch.from_numpy(x)
         self.table.value = f"<i>timing {', '.join(chosen)} at batch {b} ...</i>"
