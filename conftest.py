@@ -7,7 +7,6 @@ import functools
 
 import pytest
 
-
 # ---------------------------------------------------------------------------------------------
 # Optional packages: the one place where tests that need one are found and skipped.
 #
@@ -47,6 +46,12 @@ def _notebook_requires(path):
 
 
 def _cell_requires(item):
+    """Packages one notebook cell (nbval) or one docstring example (doctest) needs: the cell's
+    ``requires`` metadata, or an example's ``import torch``."""
+    dtest = getattr(item, "dtest", None)  # pytest's DoctestItem holds its doctest
+    if dtest is not None:
+        return {name for name in OPTIONAL
+                if any(ex.source.startswith((f"import {name}", f"from {name} ")) for ex in dtest.examples)}
     cell = getattr(item, "cell", None)  # nbval's IPyNbCell holds its notebook cell
     if cell is None:
         return set()
@@ -59,6 +64,19 @@ def torch():
     import torch as torch_module
 
     return torch_module
+
+
+def pytest_collect_file(file_path, parent):
+    """The docstring Examples of every module of the package run as doctests (as
+    ``--doctest-modules`` would, without collecting the tests' own conftest files twice)."""
+    from pathlib import Path
+
+    package = Path(__file__).parent / "compresslab"
+    if file_path.suffix == ".py" and package in file_path.parents:
+        from _pytest.doctest import DoctestModule
+
+        return DoctestModule.from_parent(parent, path=file_path)
+    return None
 
 
 def pytest_configure(config):
@@ -95,7 +113,9 @@ def pytest_collection_modifyitems(config, items):
         missing = ", ".join(sorted(m for m in needs if _missing(m)))
         if missing:
             _SKIPPED_FOR.setdefault(missing, set()).add(item.nodeid)
-            what = f"this cell of {Path(str(item.fspath)).name}" if cell_needs else "this test"
+            what = "this test"
+            if cell_needs:
+                what = "this example" if hasattr(item, "dtest") else f"this cell of {Path(str(item.fspath)).name}"
             item.add_marker(pytest.mark.skip(
                 reason=f"{what} needs {missing}, which is not installed: {install_hint(missing)}"))
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compresslab import data, distill as D, nn, speed
+from compresslab import data, nn, speed
+from compresslab import distill as D
 
 
 def main() -> None:

@@ -10,7 +10,7 @@
     batch 1, one thread each -- target >= 2x (Han, Mao & Dally 2016 report ~3x on CPU).
 
 Measurements are interleaved (A B A B ...) with a bootstrap 95% CI per ratio; see
-compresslab.speed.standard_benchmark. With --runs N the whole benchmark is repeated N times,
+compresslab.bench.standard_benchmark. With --runs N the whole benchmark is repeated N times,
 so a reader can see how much the ratios move on a busy machine.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from compresslab import speed
+from compresslab import bench
 
 
 def main(argv=None) -> int:
@@ -34,11 +34,11 @@ def main(argv=None) -> int:
         ap.error("--runs must be at least 1")
     reports, all_met = [], True
     for run in range(args.runs):
-        rep = speed.standard_benchmark(batch=args.batch, repeat=args.repeat, threads=args.threads,
+        rep = bench.standard_benchmark(batch=args.batch, repeat=args.repeat, threads=args.threads,
                                        variants=["dense", "masked", "shrunk", "int8"], seed=run)
         reports.append(rep)
         print(f"\n=== run {run + 1} of {args.runs}, {rep['date']} ===")
-        print(speed.report_table(rep))
+        print(bench.report_table(rep))
         all_met &= all(r["met"] for r in rep["required"].values())
     if args.runs > 1:
         print("\nsummary (speedup per run):")
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
                   + f"   min {min(vals):.2f}x, target {reports[0]['required'][key]['target']}x")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(reports, f, indent=2, default=speed._json_default)
+            json.dump(reports, f, indent=2, default=bench._json_default)
     print("\nALL TARGETS MET" if all_met else "\nSOME TARGETS NOT MET")
     return 0 if all_met else 1
 

@@ -116,17 +116,25 @@ def like(value: Any, ref: Any) -> Any:
         return tuple(like(v, ref) for v in value)
     if isinstance(value, list):
         return [like(v, ref) for v in value]
+    if isinstance(value, dict):
+        return {k: like(v, ref) for k, v in value.items()}
     return value
 
 
+def _inside(a: Any):
+    """``a`` itself, or what a list, tuple or dict ``a`` holds (one level deep)."""
+    if isinstance(a, dict):
+        return a.values()
+    if isinstance(a, (list, tuple)):
+        return a
+    return (a,)
+
+
 def _first_tensor(args: tuple, kwargs: dict) -> Any:
-    for a in list(args) + list(kwargs.values()):
-        if is_torch(a):
-            return a
-        if isinstance(a, (list, tuple)):
-            for b in a:
-                if is_torch(b):
-                    return b
+    for a in (*args, *kwargs.values()):
+        for b in _inside(a):
+            if is_torch(b):
+                return b
     return None
 
 
@@ -137,15 +145,26 @@ def _convert(a: Any) -> Any:
         return [to_numpy(b) for b in a]
     if isinstance(a, tuple) and not hasattr(a, "_fields"):
         return tuple(to_numpy(b) for b in a)
+    if isinstance(a, dict):
+        return {k: to_numpy(b) for k, b in a.items()}
     return a
 
 
 def same_kind(fn: Callable) -> Callable:
     """Decorator: run ``fn`` on NumPy and return results of the kind (and device) of its inputs.
 
-    The first torch tensor among the arguments (or inside a list/tuple argument) decides the
-    output kind. Arrays inside returned tuples and lists are converted too; other objects
-    (dataclasses, floats) are returned unchanged.
+    The first torch tensor among the arguments (or inside a list, tuple or dict argument, such
+    as a state dict ``{name: tensor}``) decides the output kind; those containers reach ``fn``
+    holding NumPy arrays. Arrays inside returned tuples, lists and dicts are converted back too;
+    other objects (dataclasses, floats) are returned unchanged.
+
+    Examples
+    --------
+    >>> @same_kind
+    ... def double(x):
+    ...     return 2 * x
+    >>> double(np.arange(3)).tolist()        # NumPy in, NumPy out; a tensor in gives a tensor
+    [0, 2, 4]
     """
 
     @functools.wraps(fn)

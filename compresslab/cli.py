@@ -74,7 +74,7 @@ def _cmd_student(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import backend, speed
+    from . import backend, bench
 
     if not backend.torch_available():
         print("compresslab bench: error: the standard comparison times torch models (int8 through "
@@ -83,7 +83,7 @@ def _cmd_bench(args) -> int:
         return 2
     try:
         sizes = tuple(int(v) for v in args.sizes.split(","))
-        speed.run_bench(args.out, batch=args.batch, sizes=sizes, repeat=args.repeat,
+        bench.run_bench(args.out, batch=args.batch, sizes=sizes, repeat=args.repeat,
                         threads=args.threads, seed=args.seed, progress=not args.no_progress)
     except (ImportError, ValueError) as exc:
         print(f"compresslab bench: error: {exc}", file=sys.stderr)

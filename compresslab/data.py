@@ -22,7 +22,24 @@ __all__ = ["Split", "load_digits", "load_idx", "read_idx", "stratified_split"]
 
 @dataclass(frozen=True)
 class Split:
-    """A train / validation / test split. Features are float32 in [0, 1]; labels int64."""
+    """A train / validation / test split. Features are float32 in [0, 1]; labels int64.
+
+    Parameters
+    ----------
+    X_train, y_train, X_val, y_val, X_test, y_test : numpy.ndarray
+        Features (N, features) and labels (N,) of each part.
+    image_shape : tuple of int
+        Shape of one image, e.g. (8, 8); :meth:`images` uses it.
+    num_classes : int, default 10
+
+    Examples
+    --------
+    >>> d = load_digits()
+    >>> d
+    Split(train=1078, val=360, test=359, image_shape=(8, 8), num_classes=10)
+    >>> d.images("test").shape
+    (359, 1, 8, 8)
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -49,6 +66,26 @@ def stratified_split(y: np.ndarray, fractions=(0.6, 0.2, 0.2), seed=0) -> tuple[
 
     Every class is shuffled with the seed and cut at the cumulative fractions, so each part
     holds ``round(fraction * class_count)`` examples of each class.
+
+    Parameters
+    ----------
+    y : array_like of int, shape (N,)
+        Labels.
+    fractions : sequence of float, default (0.6, 0.2, 0.2)
+        Positive, summing to 1; one per part.
+    seed : int, numpy.random.Generator or None, default 0
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One index array per part, each shuffled.
+
+    Examples
+    --------
+    >>> y = np.array([0] * 5 + [1] * 5)
+    >>> train, val, test = stratified_split(y, (0.6, 0.2, 0.2), seed=0)
+    >>> np.bincount(y[train]).tolist(), np.bincount(y[val]).tolist(), np.bincount(y[test]).tolist()
+    ([3, 3], [1, 1], [1, 1])
     """
     y = V.as_labels(y, "y")
     fr = np.asarray(fractions, dtype=float)
@@ -67,8 +104,20 @@ def stratified_split(y: np.ndarray, fractions=(0.6, 0.2, 0.2), seed=0) -> tuple[
 def load_digits(seed: int = 0, fractions=(0.6, 0.2, 0.2)) -> Split:
     """The 8x8 handwritten digits (1,797 images, 10 classes), split train / val / test.
 
-    Pixels are scaled from 0..16 to float32 in [0, 1] and flattened to 64 features. The split
-    is stratified by class and the same for the same ``seed`` on every machine.
+    Pixels are scaled from 0..16 to float32 in [0, 1] and flattened to 64 features. The split is
+    stratified by class and the same for the same ``seed`` on every machine. The data ship with
+    the package (no download).
+
+    Parameters
+    ----------
+    seed : int >= 0, default 0
+        Seed of the split.
+    fractions : sequence of float, default (0.6, 0.2, 0.2)
+        Shares of train, validation and test.
+
+    Returns
+    -------
+    Split
 
     Examples
     --------
@@ -96,8 +145,34 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
 def read_idx(path) -> np.ndarray:
     """Read one IDX file (plain or gzip) into an array, validating its header and length.
 
-    Format (LeCun et al.): two zero bytes, a type byte, a byte with the number of dimensions,
-    one big-endian uint32 per dimension, then the data in row-major order.
+    Format (LeCun et al., MNIST): two zero bytes, a type byte (0x08 = uint8, ...), a byte with the
+    number of dimensions, one big-endian uint32 per dimension, then the data in row-major order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A name ending in ``.gz`` is read with gzip.
+
+    Returns
+    -------
+    numpy.ndarray
+        Of the shape and type the header gives, in native byte order.
+
+    Raises
+    ------
+    ValueError
+        When the file is truncated, longer than its header says, or has a wrong magic number.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "labels-idx1-ubyte")
+    ...     with open(path, "wb") as f:                 # uint8, 1 dimension of size 3
+    ...         _ = f.write(bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 2, 1]))
+    ...     labels = read_idx(path)
+    >>> labels.tolist(), labels.dtype.name
+    ([7, 2, 1], 'uint8')
     """
     path = Path(path)
     if not path.exists():
@@ -136,11 +211,40 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def load_idx(folder, kind: str = "train", normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of an MNIST-family set (MNIST, Fashion-MNIST, KMNIST) from ``folder``.
+    """Images and labels of an MNIST-family set (MNIST, Fashion-MNIST, KMNIST) from a folder.
 
-    Looks for ``{kind}-images-idx3-ubyte[.gz]`` and ``{kind}-labels-idx1-ubyte[.gz]`` with
-    ``kind`` = "train" or "t10k". Images come back as float32 in [0, 1] of shape (N, H, W)
-    (or uint8 with ``normalize=False``), labels as int64. Nothing is downloaded.
+    Looks for ``{kind}-images-idx3-ubyte[.gz]`` and ``{kind}-labels-idx1-ubyte[.gz]`` (or with
+    ``.idx`` instead of ``-idx``) in ``folder``. Nothing is downloaded.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Where you put the files.
+    kind : {"train", "t10k"}, default "train"
+    normalize : bool, default True
+        Images as float32 in [0, 1] (``pixel / 255``); False keeps uint8.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (N, H, W)
+        float32, or uint8 with ``normalize=False``.
+    labels : numpy.ndarray of int64, shape (N,)
+
+    See Also
+    --------
+    read_idx
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with open(os.path.join(tmp, "t10k-images-idx3-ubyte"), "wb") as f:   # 2 images, 1x2
+    ...         _ = f.write(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 255, 255, 0]))
+    ...     with open(os.path.join(tmp, "t10k-labels-idx1-ubyte"), "wb") as f:
+    ...         _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 5]))
+    ...     images, labels = load_idx(tmp, "t10k")
+    >>> images.tolist(), labels.tolist()
+    ([[[0.0, 1.0]], [[1.0, 0.0]]], [3, 5])
     """
     V.check_choice(kind, "kind", {"train", "t10k"})
     folder = Path(os.fspath(folder))

@@ -50,28 +50,36 @@ def _log_softmax(z: np.ndarray, T: float) -> np.ndarray:
 
 @same_kind
 def log_softmax(z, T: float = 1.0):
-    """``log softmax(z / T)`` along the last axis, computed stably with log-sum-exp.
+    """Temperature log-softmax along the last axis, computed stably with log-sum-exp.
 
     ``log p_i = z_i / T - log(sum_j exp(z_j / T))``, evaluated as
     ``(z_i - max z) / T - log(sum_j exp((z_j - max z) / T))`` so nothing overflows.
 
     Parameters
     ----------
-    z : array (..., C)
-        Logits; NumPy array or torch tensor (the result is the same kind).
-    T : float > 0
+    z : array_like or torch.Tensor, shape (..., C)
+        Logits (the result is the same kind).
+    T : float > 0, default 1.0
         Temperature. ``T = 1`` is the ordinary softmax; larger ``T`` flattens the distribution.
 
     Returns
     -------
-    array (..., C)
-        Log-probabilities (finite even where the probability underflows to 0).
+    array of shape (..., C)
+        Log-probabilities, finite even where the probability underflows to 0.
+
+    See Also
+    --------
+    softmax
+
+    References
+    ----------
+    .. [1] G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network",
+       NIPS 2014 Deep Learning Workshop, arXiv:1503.02531 (2015).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> np.round(np.exp(log_softmax(np.array([2.0, 1.0, 0.0]), T=2.0)), 3)
-    array([0.506, 0.307, 0.186])
+    >>> log_softmax(np.array([1000.0, 0.0])).tolist()          # no overflow, no log(0)
+    [0.0, -1000.0]
     """
     T = _check_T(T)
     z = V.as_float_array(z, "z")
@@ -80,31 +88,40 @@ def log_softmax(z, T: float = 1.0):
 
 @same_kind
 def softmax(z, T: float = 1.0):
-    """``softmax(z / T)`` along the last axis: ``p_i = exp(z_i / T) / sum_j exp(z_j / T)``.
+    """Temperature softmax along the last axis: ``p_i = exp(z_i / T) / sum_j exp(z_j / T)``.
 
     Computed as ``exp(log_softmax(z, T))`` (log-sum-exp), so huge logits do not overflow; a
-    probability that is too small for the float type becomes exactly 0, never NaN.
+    probability too small for the float type becomes exactly 0, never NaN. As ``T`` grows the
+    distribution tends to uniform; as ``T -> 0`` it tends to one-hot at the arg-max (Hinton et al.
+    2015).
 
     Parameters
     ----------
-    z : array (..., C)
-        Logits; NumPy array or torch tensor (the result is the same kind).
-    T : float > 0
-        Temperature (Hinton et al. 2015). As ``T`` grows the distribution tends to uniform;
-        as ``T -> 0`` it tends to one-hot at the arg-max.
+    z : array_like or torch.Tensor, shape (..., C)
+        Logits (the result is the same kind).
+    T : float > 0, default 1.0
+        Temperature.
 
     Returns
     -------
-    array (..., C)
+    array of shape (..., C)
         Probabilities summing to 1 along the last axis.
+
+    See Also
+    --------
+    log_softmax, entropy
+
+    References
+    ----------
+    .. [1] G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network",
+       NIPS 2014 Deep Learning Workshop, arXiv:1503.02531 (2015).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> np.round(softmax(np.array([2.0, 1.0, 0.0])), 3)
-    array([0.665, 0.245, 0.09 ])
-    >>> np.round(softmax(np.array([2.0, 1.0, 0.0]), T=10.0), 3)
-    array([0.367, 0.332, 0.301])
+    >>> softmax(np.array([2.0, 1.0, 0.0])).round(3).tolist()
+    [0.665, 0.245, 0.09]
+    >>> softmax(np.array([2.0, 1.0, 0.0]), T=10.0).round(3).tolist()
+    [0.367, 0.332, 0.301]
     """
     T = _check_T(T)
     z = V.as_float_array(z, "z")
@@ -113,23 +130,22 @@ def softmax(z, T: float = 1.0):
 
 @same_kind
 def entropy(p, axis: int = -1):
-    """Shannon entropy in nats, ``H(p) = -sum_i p_i log p_i`` (with ``0 log 0 = 0``).
+    """Shannon entropy in nats: ``H(p) = -sum_i p_i log p_i``, with ``0 log 0 = 0``.
 
     Parameters
     ----------
-    p : array (..., C)
+    p : array_like or torch.Tensor, shape (..., C)
         Probabilities (non-negative, summing to 1 along ``axis``).
-    axis : int
+    axis : int, default -1
         The class axis.
 
     Returns
     -------
-    array (...)
+    array of shape (...)
         Entropy per distribution, between 0 (one-hot) and ``log C`` (uniform).
 
     Examples
     --------
-    >>> import numpy as np
     >>> round(float(entropy(np.full(4, 0.25))), 4), float(entropy(np.array([1.0, 0.0])))
     (1.3863, 0.0)
     """
@@ -144,107 +160,124 @@ def entropy(p, axis: int = -1):
 # The distillation loss
 # --------------------------------------------------------------------------------------------
 def _check_kd_inputs(student_logits, teacher_logits, labels, T, alpha):
-    T = _check_T(T)
-    alpha = V.check_float(alpha, "alpha", 0.0, 1.0)
+    T, alpha = _check_T(T), V.check_float(alpha, "alpha", 0.0, 1.0)
     s = V.as_float_array(student_logits, "student_logits", ndim=2)
     t = V.as_float_array(teacher_logits, "teacher_logits", ndim=2)
     if s.shape != t.shape:
         raise ValueError(f"student_logits and teacher_logits must have the same shape "
                          f"(batch, classes), got {s.shape} and {t.shape}")
-    n, c = s.shape
-    if labels is None:
-        y = np.full(n, UNLABELED, dtype=np.int64)
-    else:
-        y = V.as_labels(labels, "labels", n=n)
-        if y.size and (y.min() < UNLABELED or y.max() >= c):
-            raise ValueError(f"labels must be class indices in [0, {c - 1}] or {UNLABELED} "
-                             f"(unlabelled), got values in [{y.min()}, {y.max()}]")
+    y = np.full(len(s), UNLABELED, np.int64) if labels is None else V.as_labels(labels, "labels", n=len(s))
+    if y.size and (y.min() < UNLABELED or y.max() >= s.shape[1]):
+        raise ValueError(f"labels must be class indices in [0, {s.shape[1] - 1}] or {UNLABELED} "
+                         f"(unlabelled), got values in [{y.min()}, {y.max()}]")
     return s, t, y, T, alpha
 
 
 @same_kind
 def kd_loss(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float = 0.9):
-    """Knowledge-distillation loss and its gradient w.r.t. the student logits.
+    """Knowledge-distillation loss and its gradient with respect to the student logits.
 
-    ``L = (1 - alpha) * CE(y, softmax(s)) + alpha * T**2 * KL(softmax(t/T) || softmax(s/T))``
+    ``L = (1 - alpha) * CE(y, softmax(s)) + alpha * T**2 * KL(p || q)``, averaged over the batch,
+    with ``p = softmax(t / T)`` (teacher), ``q = softmax(s / T)`` (student),
+    ``CE(y, softmax(s)) = -log softmax(s)[y]`` at temperature 1 and
+    ``KL(p || q) = sum_i p_i (log p_i - log q_i)`` (the *teacher* comes first). The gradient is
+    ``dL/ds = [(1 - alpha) * (softmax(s) - onehot(y)) + alpha * T * (q - p)] / N``
+    (Hinton, Vinyals & Dean 2015).
 
-    averaged over the batch (Hinton, Vinyals & Dean 2015), with
-
-    * ``CE(y, softmax(s)) = -log softmax(s)[y]`` at temperature 1 (the hard labels),
-    * ``KL(p || q) = sum_i p_i (log p_i - log q_i)`` with ``p = softmax(t/T)`` (teacher) and
-      ``q = softmax(s/T)`` (student): the *teacher* distribution comes first,
-    * ``dL/ds = [(1 - alpha) * (softmax(s) - onehot(y)) + alpha * T * (q - p)] / N``.
-
-    This equals torch's
-    ``(1 - alpha) * F.cross_entropy(s, y) + alpha * T**2 * F.kl_div(F.log_softmax(s / T, 1),
-    F.softmax(t / T, 1), reduction="batchmean")``. A sample whose label is ``-1``
-    (:data:`UNLABELED`) contributes only its soft term; the hard term is still divided by the
-    whole batch size ``N`` (torch: ``F.cross_entropy(s, y, ignore_index=-1, reduction="sum") / N``),
-    so a sample's weight does not depend on how many others in its batch are labelled.
-
-    Everything is computed from log-probabilities (log-sum-exp), with ``0 * log 0 = 0``: a
-    teacher probability that underflows to 0 (logits 1000 apart) gives no NaN or inf.
+    A sample labelled ``-1`` (:data:`UNLABELED`) contributes only its soft term; the hard term is
+    still divided by the whole batch size ``N``, so a sample's weight does not depend on how
+    many others in its batch are labelled.
 
     Parameters
     ----------
-    student_logits, teacher_logits : arrays (N, C)
+    student_logits, teacher_logits : array_like or torch.Tensor, shape (N, C)
         Raw scores (before softmax) of the student and of the frozen teacher.
-    labels : int array (N,) or None
+    labels : int array_like of shape (N,), or None
         Class indices, or -1 for "no hard label". ``None`` means no sample is labelled.
-    T : float > 0
+    T : float > 0, default 4.0
         Temperature of the soft term (Hinton et al. used up to 20; 2-8 suits small students).
-    alpha : float in [0, 1]
+    alpha : float in [0, 1], default 0.9
         Weight of the soft term: 0 = ordinary training on labels, 1 = teacher only.
 
     Returns
     -------
     loss : float
-    grad : array (N, C)
+    grad : array of shape (N, C)
         ``dL/d student_logits``, same dtype (and kind) as ``student_logits``.
+
+    See Also
+    --------
+    softmax : the temperature softmax ``p_T``.
+    train_student : trains a student with this loss.
+
+    Notes
+    -----
+    Equal to torch's ``(1 - alpha) * F.cross_entropy(s, y, ignore_index=-1, reduction="sum") / N
+    + alpha * T**2 * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1),
+    reduction="batchmean")`` and to its autograd gradient (tested). The ``T**2`` keeps the soft
+    term's gradient the same size whatever ``T``. Everything is computed in float64 from
+    log-probabilities (log-sum-exp), with ``0 * log 0 = 0``: a teacher probability that
+    underflows to 0 (logits 1000 apart) gives no NaN or inf.
+
+    References
+    ----------
+    .. [1] G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network",
+       NIPS 2014 Deep Learning Workshop, arXiv:1503.02531 (2015).
 
     Examples
     --------
-    >>> import numpy as np
     >>> s = np.array([[2.0, 0.0, -1.0]]); t = np.array([[5.0, 3.0, -2.0]])
     >>> loss, grad = kd_loss(s, t, np.array([0]), T=2.0, alpha=0.5)
     >>> round(loss, 4), grad.shape
     (0.2571, (1, 3))
     """
     s, t, y, T, alpha = _check_kd_inputs(student_logits, teacher_logits, labels, T, alpha)
-    loss, grad = _kd_core(s.astype(np.float64), _log_softmax(t.astype(np.float64), T), y, T, alpha)
-    return loss, grad.astype(s.dtype, copy=False)
-
-
-def _kd_core(s, log_p, y, T, alpha):
-    """kd_loss on validated float64 inputs, with the teacher's log-probabilities ``log_p``
-    (at temperature T) given -- the training loop computes them once for the frozen teacher."""
-    n = s.shape[0]
-    rows = np.arange(n)
-    labelled = y >= 0
-    loss = 0.0
-    grad = np.zeros_like(s)
-    log_q = _log_softmax(s, T)
-    if alpha < 1.0:
-        # hard term: cross-entropy with the labels at T = 1 (unlabelled rows contribute 0)
-        log_q1 = log_q if T == 1.0 else _log_softmax(s, 1.0)
-        hard = -log_q1[rows[labelled], y[labelled]].sum() / n
-        g_hard = np.exp(log_q1)
-        g_hard[rows[labelled], y[labelled]] -= 1.0
-        g_hard[~labelled] = 0.0
-        loss += (1.0 - alpha) * hard
-        grad += (1.0 - alpha) * g_hard
-    if alpha > 0.0:
-        # soft term: T**2 * KL(teacher_T || student_T); p * log p is 0 where p underflows to 0
-        p = np.exp(log_p)
-        soft = T * T * (p * (log_p - log_q)).sum() / n
-        loss += alpha * soft
-        grad += alpha * T * (np.exp(log_q) - p)
-    return float(loss), grad / n
+    n, z = len(s), s.astype(np.float64)
+    log_p = _log_softmax(t.astype(np.float64), T)   # teacher at temperature T
+    log_q = _log_softmax(z, T)                      # student at temperature T
+    log_q1 = _log_softmax(z, 1.0)                   # student at T = 1, for the labels
+    rows = np.flatnonzero(y >= 0)                   # the labelled samples
+    onehot = np.zeros_like(z)
+    onehot[rows, y[rows]] = 1.0
+    hard = -log_q1[rows, y[rows]].sum() / n                        # CE(y, softmax(s))
+    soft = T * T * (np.exp(log_p) * (log_p - log_q)).sum() / n     # T**2 KL(p || q)
+    g_hard = np.exp(log_q1) - onehot
+    g_hard[y < 0] = 0.0                             # unlabelled samples: no hard term
+    loss = (1 - alpha) * hard + alpha * soft
+    grad = ((1 - alpha) * g_hard + alpha * T * (np.exp(log_q) - np.exp(log_p))) / n
+    return float(loss), grad.astype(s.dtype, copy=False)
 
 
 @same_kind
 def soft_targets(teacher, X, T: float = 1.0, batch_size: int = 1024):
-    """The teacher's softened predictions ``softmax(teacher(X) / T)``, teacher in eval mode."""
+    """The teacher's softened predictions ``p = softmax(teacher(X) / T)``, teacher in eval mode.
+
+    Parameters
+    ----------
+    teacher : compresslab.nn.Sequential
+        The trained teacher (put in evaluation mode).
+    X : array_like or torch.Tensor, shape (N, ...)
+        Inputs.
+    T : float > 0, default 1.0
+        Temperature (Hinton, Vinyals & Dean 2015).
+    batch_size : int, default 1024
+        Rows per forward pass.
+
+    Returns
+    -------
+    array of shape (N, C), float64
+        Probabilities summing to 1 along the last axis.
+
+    See Also
+    --------
+    softmax : the same on logits.
+
+    Examples
+    --------
+    >>> p = soft_targets(nn.mlp((4, 3), seed=0), np.ones((2, 4)), T=2.0)
+    >>> p.shape, np.allclose(p.sum(axis=1), 1.0)
+    ((2, 3), True)
+    """
     T = _check_T(T)
     teacher.eval()
     return np.exp(_log_softmax(nn.predict(teacher, X, batch_size).astype(np.float64), T))
@@ -256,11 +289,12 @@ def soft_targets(teacher, X, T: float = 1.0, batch_size: int = 1024):
 def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=None, *,
                   T: float = 4.0, alpha: float = 0.9, teacher_logits=None,
                   **fit_kwargs) -> nn.History:
-    """Train ``student`` on ``X`` with the distillation loss :func:`kd_loss`.
+    """Train a student with the distillation loss :func:`kd_loss` against a frozen teacher.
 
-    The teacher is frozen: it is put in evaluation mode and its logits on ``X`` are computed
-    once, before training (``teacher_logits = teacher(X)``); the training loop then only runs
-    the student. ``alpha = 0`` is ordinary training on the labels (the "scratch" baseline).
+    Minimises ``L = (1 - alpha) * CE(y, softmax(s)) + alpha * T**2 * KL(softmax(t/T) || softmax(s/T))``
+    over mini-batches (Hinton, Vinyals & Dean 2015). The teacher is put in evaluation mode and its
+    logits on ``X`` are computed once, before training; the loop then runs only the student.
+    ``alpha = 0`` is ordinary training on the labels (the "scratch" baseline).
 
     Parameters
     ----------
@@ -268,14 +302,16 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
         The model to train (changed in place).
     teacher : compresslab.nn.Sequential or None
         The trained teacher; may be None when ``teacher_logits`` are given.
-    X : array (N, ...)
+    X : array_like, shape (N, ...)
         Training inputs (the "transfer set"; it may contain unlabelled samples).
-    y : int array (N,) or None
+    y : int array_like of shape (N,), or None
         Labels, with -1 (:data:`UNLABELED`) where a sample has none; None = no labels at all
         (then ``alpha`` must be 1).
-    T, alpha : float
-        Temperature (> 0) and soft-term weight (in [0, 1]), as in :func:`kd_loss`.
-    teacher_logits : array (N, C), optional
+    T : float > 0, default 4.0
+        Temperature.
+    alpha : float in [0, 1], default 0.9
+        Weight of the soft term.
+    teacher_logits : array_like of shape (N, C), optional
         Precomputed teacher logits on ``X`` (to share them between several students).
     **fit_kwargs
         Passed to :func:`compresslab.nn.fit` (``epochs``, ``lr``, ``batch_size``, ``seed``,
@@ -285,18 +321,27 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
     -------
     compresslab.nn.History
 
+    See Also
+    --------
+    kd_loss, hint_pretrain
+
+    References
+    ----------
+    .. [1] G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network",
+       NIPS 2014 Deep Learning Workshop, arXiv:1503.02531 (2015).
+
     Examples
     --------
-    >>> from compresslab import data, nn                                   # doctest: +SKIP
-    >>> d = data.load_digits()                                             # doctest: +SKIP
-    >>> teacher = nn.mlp((64, 300, 100, 10)); nn.fit(teacher, d.X_train, d.y_train)  # doctest: +SKIP
-    >>> student = nn.mlp((64, 16, 10), seed=1)                             # doctest: +SKIP
-    >>> train_student(student, teacher, d.X_train, d.y_train, T=4, alpha=0.9)  # doctest: +SKIP
+    >>> g = np.random.default_rng(0)
+    >>> X, y = g.normal(size=(64, 4)), g.integers(0, 3, 64)
+    >>> teacher, student = nn.mlp((4, 16, 3), seed=0), nn.mlp((4, 4, 3), seed=1)
+    >>> _ = nn.fit(teacher, X, y, epochs=5, progress=False)
+    >>> len(train_student(student, teacher, X, y, T=4.0, alpha=0.9, epochs=3, progress=False).loss)
+    3
     """
     T = _check_T(T)
     alpha = V.check_float(alpha, "alpha", 0.0, 1.0)
-    if not isinstance(student, nn.Sequential):
-        raise TypeError(f"student must be a compresslab.nn.Sequential, got {type(student).__name__}")
+    nn.check_model(student, "student")
     if student is teacher:
         raise ValueError("student and teacher must be different models")
     X = V.as_float_array(X, "X")
@@ -321,12 +366,8 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
     if alpha < 1.0 and not (y >= 0).any():
         raise ValueError("no sample has a label: use alpha=1 (teacher only) or give labels")
 
-    # the frozen teacher's soft targets, computed once: log softmax(teacher_logits / T)
-    log_p = _log_softmax(teacher_logits.astype(np.float64), T)
-
-    def loss(logits, yb, idx):  # = kd_loss(logits, teacher_logits[idx], yb, T, alpha)
-        value, grad = _kd_core(logits.astype(np.float64), log_p[idx], yb, T, alpha)
-        return value, grad.astype(logits.dtype, copy=False)
+    def loss(logits, yb, idx):
+        return kd_loss(logits, teacher_logits[idx], yb, T, alpha)
 
     fit_kwargs.setdefault("desc", f"distilling (T={T:g}, alpha={alpha:g})")
     return nn.fit(student, X, y, loss=loss, **fit_kwargs)
@@ -339,14 +380,34 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
 def hint_loss(student_features, teacher_features):
     """FitNets hint loss and its gradient: ``L = 1/2 * mean_n ||r_n - h_n||^2``.
 
-    ``r`` is the (regressed) student feature and ``h`` the teacher's hint feature, the
-    squared distance summed over features and averaged over the batch (Romero et al. 2015).
-    ``dL/dr = (r - h) / N``. Equals ``0.5 * F.mse_loss(r, h, reduction="sum") / N``.
+    ``r`` is the (regressed) student feature and ``h`` the teacher's hint feature; the squared
+    distance is summed over features and averaged over the batch (Romero et al. 2015), and
+    ``dL/dr = (r - h) / N``. Equals ``0.5 * F.mse_loss(r, h, reduction="sum") / N`` in torch.
+
+    Parameters
+    ----------
+    student_features, teacher_features : array_like or torch.Tensor, shape (N, D)
 
     Returns
     -------
     loss : float
-    grad : array, same shape as ``student_features``
+    grad : array of shape (N, D)
+        ``dL/dr``, same dtype (and kind) as ``student_features``.
+
+    See Also
+    --------
+    hint_pretrain
+
+    References
+    ----------
+    .. [1] A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta, Y. Bengio, "FitNets: Hints
+       for Thin Deep Nets", ICLR 2015.
+
+    Examples
+    --------
+    >>> loss, grad = hint_loss(np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    >>> loss, grad.tolist()                  # (4 + 1) / 2 / 2
+    (1.25, [[0.0, 1.0], [0.0, -0.5]])
     """
     r = V.as_float_array(student_features, "student_features", ndim=2)
     h = V.as_float_array(teacher_features, "teacher_features", ndim=2)
@@ -362,20 +423,44 @@ def hint_pretrain(student: nn.Sequential, teacher: nn.Sequential, X, *, student_
                   teacher_layer: int, seed: Any = 0, **fit_kwargs) -> tuple[nn.History, nn.Linear]:
     """FitNets stage 1: train the student's first layers to predict a teacher feature.
 
-    ``student[:student_layer]`` followed by a new linear *regressor* is trained with
-    :func:`hint_loss` to output the teacher's activations after ``teacher[:teacher_layer]``
-    (computed once, teacher frozen). The student's layers are updated in place; afterwards
-    train the whole student with :func:`train_student` (stage 2). The regressor is returned
-    but is not part of the student.
+    ``student[:student_layer]`` followed by a new linear *regressor* ``W_r`` is trained with
+    :func:`hint_loss` so that ``W_r(student[:student_layer](x))`` matches the teacher's
+    activations ``teacher[:teacher_layer](x)`` (computed once, teacher frozen; Romero et al. 2015).
+    The student's layers are updated in place; afterwards train the whole student with
+    :func:`train_student` (stage 2). The regressor is not part of the student.
 
     Parameters
     ----------
+    student, teacher : compresslab.nn.Sequential
     student_layer, teacher_layer : int
         Number of leading layers whose output is the guided / hint feature (e.g. 2 for
         ``Linear, ReLU``).
+    seed : int, numpy.random.Generator or None, default 0
+        Seed of the regressor's initial weights and of the batch order.
+    **fit_kwargs
+        Passed to :func:`compresslab.nn.fit`.
+
+    Returns
+    -------
+    history : compresslab.nn.History
+    regressor : compresslab.nn.Linear
+        Maps the student's guided features to the teacher's hint features.
+
+    References
+    ----------
+    .. [1] A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta, Y. Bengio, "FitNets: Hints
+       for Thin Deep Nets", ICLR 2015.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(32, 4))
+    >>> teacher, student = nn.mlp((4, 8, 3), seed=0), nn.mlp((4, 5, 3), seed=1)
+    >>> _, reg = hint_pretrain(student, teacher, X, student_layer=2, teacher_layer=2, epochs=2,
+    ...                        progress=False)
+    >>> reg.weight.shape                     # student's 5 features -> teacher's 8
+    (8, 5)
     """
-    if not isinstance(student, nn.Sequential) or not isinstance(teacher, nn.Sequential):
-        raise TypeError("student and teacher must be compresslab.nn.Sequential models")
+    nn.check_model(student, "student"), nn.check_model(teacher, "teacher")
     V.check_int(student_layer, "student_layer", 1, len(student) - 1)
     V.check_int(teacher_layer, "teacher_layer", 1, len(teacher) - 1)
     X = V.as_float_array(X, "X")
@@ -405,15 +490,34 @@ def class_bias_for_prior(logits, cls: int, prior: float = 0.1, *, low: float = -
     """The shift ``b`` to add to class ``cls``'s logit so its mean predicted probability is ``prior``.
 
     Solves ``mean_n softmax(z_n + b * e_cls)[cls] = prior`` by bisection (the left side grows
-    with ``b``). Needs no labels -- only unlabelled inputs' logits and the class's expected
-    share -- so it is an honest way to re-balance a class that was missing from training.
-    Hinton et al. instead raised the bias of the 3 by 3.5, the value that optimised test
+    with ``b``). Needs no labels -- only unlabelled inputs' logits and the class's expected share
+    -- so it is an honest way to re-balance a class that was missing from training. Hinton et al.
+    (2015, section 3) instead raised the bias of the 3 by 3.5, the value that optimised test
     performance.
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, C)
+        The model's logits on unlabelled inputs.
+    cls : int
+        The class to re-balance.
+    prior : float in (0, 1), default 0.1
+        Its expected share.
+    low, high : float, default -50.0, 50.0
+        The bracket searched for ``b``.
+    tol : float, default 1e-6
+        Width of the final bracket.
 
     Returns
     -------
     float
         The shift ``b``; add it to the bias of the last layer's output ``cls``.
+
+    Examples
+    --------
+    >>> b = class_bias_for_prior(np.zeros((4, 3)), cls=2, prior=0.5)   # e^b / (2 + e^b) = 1/2
+    >>> round(b, 4) == round(float(np.log(2)), 4)
+    True
     """
     z = V.as_float_array(logits, "logits", ndim=2).astype(np.float64)
     cls = V.check_int(cls, "cls", 0, z.shape[1] - 1)

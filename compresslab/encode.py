@@ -53,7 +53,7 @@ __all__ = [
     "pack_bits", "unpack_bits", "relative_index_encode", "relative_index_decode",
     "CSR", "csr_encode", "csr_decode", "HuffmanCode", "huffman_lengths", "huffman_code",
     "huffman_encode", "huffman_decode", "CompressedModel", "pack_model", "save", "load",
-    "file_size",
+    "load_packed", "file_size",
 ]
 
 
@@ -77,17 +77,29 @@ def _as_symbols(x: Any, name: str) -> np.ndarray:
 def pack_bits(values: Any, bits: int) -> np.ndarray:
     """Pack non-negative integers of ``bits`` bits each into bytes, most significant bit first.
 
-    ``n`` values take ``ceil(n * bits / 8)`` bytes; the last byte is padded with zero bits.
-    Bit ``j`` (from the left) of value ``i`` lands at bit position ``i * bits + j`` of the stream.
+    Bit ``j`` (from the left) of value ``i`` lands at bit position ``i * bits + j`` of the stream,
+    so ``n`` values take ``ceil(n * bits / 8)`` bytes; the last byte is padded with zero bits. After
+    k-means weight sharing, each weight is a ``bits``-bit index stored this way (Han, Mao & Dally
+    2016, Sec. 3).
 
     Parameters
     ----------
-    values : array of ints in ``[0, 2**bits - 1]``.
-    bits : int in [1, 32].
+    values : array_like of int in ``[0, 2**bits - 1]``
+    bits : int in [1, 32]
 
     Returns
     -------
-    numpy.ndarray of uint8, the packed stream.
+    numpy.ndarray of uint8
+        The packed stream.
+
+    See Also
+    --------
+    unpack_bits
+
+    References
+    ----------
+    .. [1] S. Han, H. Mao, W. J. Dally, "Deep Compression: Compressing Deep Neural Networks with
+       Pruning, Trained Quantization and Huffman Coding", ICLR 2016.
 
     Examples
     --------
@@ -104,9 +116,29 @@ def pack_bits(values: Any, bits: int) -> np.ndarray:
 
 
 def unpack_bits(data: Any, bits: int, count: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: read ``count`` values of ``bits`` bits from ``data``.
+    """Inverse of :func:`pack_bits`: read ``count`` values of ``bits`` bits from a byte stream.
 
-    Returns an int64 array. Raises ``ValueError`` when ``data`` is too short.
+    ``value_i = sum_j bit[i * bits + j] * 2**(bits - 1 - j)``.
+
+    Parameters
+    ----------
+    data : array_like of uint8
+    bits : int in [1, 32]
+    count : int >= 0
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (count,)
+
+    Raises
+    ------
+    ValueError
+        When ``data`` is too short for ``count`` values.
+
+    Examples
+    --------
+    >>> unpack_bits([108], bits=2, count=3).tolist()
+    [1, 2, 3]
     """
     bits = V.check_int(bits, "bits", 1, 32)
     count = V.check_int(count, "count", 0)
@@ -168,7 +200,30 @@ def relative_index_encode(w: Any, bits: int) -> tuple[np.ndarray, np.ndarray]:
 def relative_index_decode(values: Any, gaps: Any, shape) -> np.ndarray:
     """Inverse of :func:`relative_index_encode`: the dense array of ``shape``.
 
-    ``position_i = sum_{j <= i} (gap_j + 1) - 1``; each value is written at its position.
+    ``position_i = sum_(j <= i) (gap_j + 1) - 1``; each value is written at its position, the rest
+    is zero (Han, Mao & Dally 2016, Sec. 2).
+
+    Parameters
+    ----------
+    values : array_like or torch.Tensor, 1-D
+        Stored values, filler zeros included.
+    gaps : array_like of int, same length
+    shape : int or tuple of int
+        Shape of the dense array.
+
+    Returns
+    -------
+    array of ``shape``, dtype of ``values``
+
+    References
+    ----------
+    .. [1] S. Han, H. Mao, W. J. Dally, "Deep Compression: Compressing Deep Neural Networks with
+       Pruning, Trained Quantization and Huffman Coding", ICLR 2016.
+
+    Examples
+    --------
+    >>> relative_index_decode([5.0, 0.0, 7.0], [2, 3, 3], 11).tolist()
+    [0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 7.0]
     """
     values = V.as_float_array(values, "values", ndim=1, allow_empty=True)
     gaps = _as_symbols(gaps, "gaps")
@@ -186,9 +241,36 @@ def relative_index_decode(values: Any, gaps: Any, shape) -> np.ndarray:
 
 @dataclass
 class CSR:
-    """Compressed sparse row storage: ``data`` (non-zeros), ``indices`` (their columns) and
-    ``indptr`` (row i's entries are ``data[indptr[i]:indptr[i+1]]``): ``2a + n + 1`` numbers
-    for ``a`` non-zeros and ``n`` rows (Han, Mao & Dally, ICLR 2016, Sec. 2)."""
+    """Compressed sparse row storage of a 2-D array.
+
+    ``data`` holds the non-zeros row by row, ``indices`` their columns and ``indptr`` where each
+    row starts: row ``i``'s entries are ``data[indptr[i]:indptr[i+1]]``. That is ``2a + n + 1``
+    numbers for ``a`` non-zeros and ``n`` rows (Han, Mao & Dally 2016, Sec. 2).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+    indices : numpy.ndarray
+    indptr : numpy.ndarray
+    shape : tuple of int
+        (rows, columns).
+
+    Attributes
+    ----------
+    nbytes : int
+        Bytes of the three arrays as stored.
+
+    References
+    ----------
+    .. [1] S. Han, H. Mao, W. J. Dally, "Deep Compression: Compressing Deep Neural Networks with
+       Pruning, Trained Quantization and Huffman Coding", ICLR 2016.
+
+    Examples
+    --------
+    >>> c = CSR(np.array([2.0]), np.array([1]), np.array([0, 1, 1]), (2, 2))
+    >>> csr_decode(c).tolist()
+    [[0.0, 2.0], [0.0, 0.0]]
+    """
 
     data: np.ndarray
     indices: np.ndarray
@@ -202,7 +284,21 @@ class CSR:
 
 
 def csr_encode(w: Any, index_dtype=np.int32) -> CSR:
-    """CSR form of a 2-D array (absolute column indices of ``index_dtype``).
+    """CSR form of a 2-D array, with absolute column indices.
+
+    Parameters
+    ----------
+    w : array_like, 2-D
+    index_dtype : numpy dtype, default numpy.int32
+        Type of ``indices`` and ``indptr``.
+
+    Returns
+    -------
+    CSR
+
+    See Also
+    --------
+    csr_decode, relative_index_encode
 
     Examples
     --------
@@ -218,7 +314,21 @@ def csr_encode(w: Any, index_dtype=np.int32) -> CSR:
 
 
 def csr_decode(c: CSR) -> np.ndarray:
-    """Dense array from a :class:`CSR`."""
+    """Dense array from a :class:`CSR`: ``out[i, indices[k]] = data[k]`` for ``indptr[i] <= k < indptr[i+1]``.
+
+    Parameters
+    ----------
+    c : CSR
+
+    Returns
+    -------
+    numpy.ndarray of ``c.shape``
+
+    Examples
+    --------
+    >>> csr_decode(csr_encode(np.array([[0, 2.], [3., 0]]))).tolist()
+    [[0.0, 2.0], [3.0, 0.0]]
+    """
     out = np.zeros(c.shape, dtype=c.data.dtype)
     counts = np.diff(c.indptr.astype(np.int64))
     if (counts < 0).any() or c.indptr[-1] != c.data.size:
@@ -231,13 +341,36 @@ def csr_decode(c: CSR) -> np.ndarray:
 # Canonical Huffman coding
 # --------------------------------------------------------------------------------------------
 def huffman_lengths(freqs: Any) -> np.ndarray:
-    """Code length of every symbol of a Huffman code for ``freqs`` (0 for absent symbols).
+    """Code length of every symbol of a Huffman code for the counts ``freqs`` (0 if absent).
 
     Huffman's rule: repeatedly merge the two least frequent trees; every symbol in a merged tree
     gets one bit longer. Ties are broken by creation order (leaves by symbol), so the result is
     deterministic. A lone symbol gets a 1-bit code (a code needs at least one bit).
 
-    Returns a uint8 array as long as ``freqs``.
+    Parameters
+    ----------
+    freqs : array_like of int >= 0
+        How often each symbol 0, 1, ... occurs.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, as long as ``freqs``
+
+    See Also
+    --------
+    huffman_code
+
+    References
+    ----------
+    .. [1] D. A. Huffman, "A Method for the Construction of Minimum-Redundancy Codes",
+       Proc. IRE, 1952.
+    .. [2] P. Deutsch, "DEFLATE Compressed Data Format Specification version 1.3", RFC 1951, 1996
+       (canonical codes from code lengths).
+
+    Examples
+    --------
+    >>> huffman_lengths([5, 1, 1, 2]).tolist()
+    [1, 3, 3, 2]
     """
     f = _as_symbols(freqs, "freqs")
     lengths = np.zeros(f.size, dtype=np.int64)
@@ -263,9 +396,32 @@ def huffman_lengths(freqs: Any) -> np.ndarray:
 class HuffmanCode:
     """A canonical prefix code given by each symbol's code length (0 = symbol absent).
 
-    Codes are assigned in order of (length, symbol): the first code is all zeros, each next
-    code is the previous plus one, shifted left when the length grows. Storing the lengths alone
-    is enough to rebuild the code -- that is the compact table saved in the model file.
+    Codes are assigned in order of (length, symbol): the first code is all zeros, each next code
+    is the previous plus one, shifted left when the length grows (as in DEFLATE). Storing the
+    lengths alone is enough to rebuild the code -- that is the compact table saved in the file.
+
+    Parameters
+    ----------
+    lengths : array_like of int in [0, 255]
+        Must satisfy the Kraft inequality ``sum 2**-length <= 1``.
+
+    Attributes
+    ----------
+    codes : numpy.ndarray of object (Python ints)
+        The code of each symbol.
+    alphabet_size : int
+
+    References
+    ----------
+    .. [1] D. A. Huffman, "A Method for the Construction of Minimum-Redundancy Codes",
+       Proc. IRE, 1952.
+    .. [2] P. Deutsch, "DEFLATE Compressed Data Format Specification version 1.3", RFC 1951, 1996
+       (canonical codes from code lengths).
+
+    Examples
+    --------
+    >>> HuffmanCode([1, 2, 2]).table()
+    {0: '0', 1: '10', 2: '11'}
     """
 
     lengths: np.ndarray
@@ -304,7 +460,29 @@ class HuffmanCode:
 
 
 def huffman_code(symbols: Any = None, *, freqs: Any = None, alphabet_size: int | None = None) -> HuffmanCode:
-    """The canonical Huffman code for the symbol counts of ``symbols`` (or given ``freqs``)."""
+    """The canonical Huffman code for the symbol counts of ``symbols`` (or for given ``freqs``).
+
+    Parameters
+    ----------
+    symbols : array_like of int >= 0, optional
+    freqs : array_like of int >= 0, optional
+        Give exactly one of ``symbols`` and ``freqs``.
+    alphabet_size : int, optional
+        Number of possible symbols (default: ``max(symbols) + 1``).
+
+    Returns
+    -------
+    HuffmanCode
+
+    See Also
+    --------
+    huffman_lengths, huffman_encode
+
+    Examples
+    --------
+    >>> huffman_code([0, 0, 0, 1, 2]).table()
+    {0: '0', 1: '10', 2: '11'}
+    """
     if (symbols is None) == (freqs is None):
         raise TypeError("pass exactly one of symbols or freqs")
     if freqs is None:
@@ -319,15 +497,40 @@ def huffman_code(symbols: Any = None, *, freqs: Any = None, alphabet_size: int |
 
 def huffman_encode(symbols: Any, code: HuffmanCode | None = None, *,
                    alphabet_size: int | None = None) -> tuple[np.ndarray, HuffmanCode]:
-    """Encode integer ``symbols`` with a canonical Huffman code into bytes.
+    """Encode integer symbols with a canonical Huffman code into bytes.
 
-    The code is built from the symbols' own counts unless ``code`` is given. Bits are written
-    most significant first and the last byte is padded with zeros.
+    Each symbol ``s`` is replaced by its code word (``code.lengths[s]`` bits), written most
+    significant bit first; the last byte is padded with zeros. The code is built from the symbols'
+    own counts unless ``code`` is given (Han, Mao & Dally 2016, Sec. 4).
+
+    Parameters
+    ----------
+    symbols : array_like of int >= 0
+    code : HuffmanCode, optional
+    alphabet_size : int, optional
+        Passed to :func:`huffman_code` when ``code`` is not given.
 
     Returns
     -------
-    data : numpy.ndarray of uint8, ``ceil(code.encoded_bits(symbols) / 8)`` bytes.
-    code : the :class:`HuffmanCode` (its ``lengths`` are what a decoder needs).
+    data : numpy.ndarray of uint8
+        ``ceil(code.encoded_bits(symbols) / 8)`` bytes.
+    code : HuffmanCode
+        Its ``lengths`` are what a decoder needs.
+
+    See Also
+    --------
+    huffman_decode
+
+    References
+    ----------
+    .. [1] S. Han, H. Mao, W. J. Dally, "Deep Compression: Compressing Deep Neural Networks with
+       Pruning, Trained Quantization and Huffman Coding", ICLR 2016.
+
+    Examples
+    --------
+    >>> data, code = huffman_encode([0, 0, 0, 1, 2])      # 0 0 0 10 11 -> 7 bits
+    >>> data.tolist(), code.encoded_bits([0, 0, 0, 1, 2])
+    ([22], 7)
     """
     s = _as_symbols(symbols, "symbols")
     if code is None:
@@ -352,9 +555,37 @@ def huffman_encode(symbols: Any, code: HuffmanCode | None = None, *,
 def huffman_decode(data: Any, code: HuffmanCode, count: int) -> np.ndarray:
     """Decode ``count`` symbols from ``data`` with the canonical ``code``.
 
-    Canonical decoding reads one bit at a time: with ``first[l]`` the first code of length
-    ``l`` and ``n[l]`` the number of such codes, the prefix ``c`` of length ``l`` is a code
-    when ``c - first[l] < n[l]``, and it is the ``(c - first[l])``-th symbol of that length.
+    Canonical decoding reads one bit at a time: with ``first[l]`` the first code of length ``l``
+    and ``n[l]`` the number of such codes, the prefix ``c`` of length ``l`` is a code word when
+    ``0 <= c - first[l] < n[l]``, and it is the ``(c - first[l])``-th symbol of that length.
+
+    Parameters
+    ----------
+    data : array_like of uint8
+    code : HuffmanCode or array_like of code lengths
+    count : int >= 0
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (count,)
+
+    Raises
+    ------
+    ValueError
+        When the data end early or hold a bit pattern that is no code word.
+
+    References
+    ----------
+    .. [1] D. A. Huffman, "A Method for the Construction of Minimum-Redundancy Codes",
+       Proc. IRE, 1952.
+    .. [2] P. Deutsch, "DEFLATE Compressed Data Format Specification version 1.3", RFC 1951, 1996
+       (canonical codes from code lengths).
+
+    Examples
+    --------
+    >>> data, code = huffman_encode([0, 0, 0, 1, 2])
+    >>> huffman_decode(data, code, 5).tolist()
+    [0, 0, 0, 1, 2]
     """
     if not isinstance(code, HuffmanCode):
         code = HuffmanCode(code)
@@ -490,9 +721,28 @@ def _decode_weight(entry: dict, get, shape: tuple) -> np.ndarray:
 
 @dataclass
 class CompressedModel:
-    """A model encoded to bytes: a JSON header (architecture, how each part is coded) and one
-    payload of byte streams. ``nbytes`` is the payload; :func:`save` adds the header, a
-    SHA-256 digest and the ``.npz`` container, and :func:`file_size` is what the disk holds."""
+    """A model encoded to bytes: a JSON header and one payload of byte streams.
+
+    The header holds the architecture and how each parameter is coded; the payload the streams,
+    one after another. :func:`save` adds a SHA-256 digest and the ``.npz`` container.
+
+    Parameters
+    ----------
+    header : dict
+    payload : numpy.ndarray of uint8
+
+    Attributes
+    ----------
+    nbytes : int
+        Bytes of the payload (streams, code tables, codebooks, biases), no header;
+        :func:`file_size` is what the disk holds.
+
+    Examples
+    --------
+    >>> cm = pack_model(nn.mlp((4, 3, 2), seed=0), sparse=False, codebook=False, huffman=False)
+    >>> cm.nbytes, len(cm.breakdown()), cm.to_model()[0].weight.shape
+    (92, 4, (3, 4))
+    """
 
     header: dict
     payload: np.ndarray
@@ -567,8 +817,7 @@ def pack_model(model: nn.Sequential, *, sparse="auto", gap_bits: int = 5, codebo
     >>> cm.nbytes == cl.nn.nbytes(m)          # raw float32: 4 bytes per parameter
     True
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be a compresslab.nn.Sequential, got {type(model).__name__}")
+    nn.check_model(model)
     for name, value in (("sparse", sparse), ("codebook", codebook), ("huffman", huffman)):
         if value not in (True, False, _AUTO):
             raise ValueError(f"{name} must be True, False or 'auto', got {value!r}")
@@ -649,8 +898,33 @@ def save(model, path, **pack_kwargs) -> int:
 
     The file holds a single uint8 array ``compresslab`` (no pickle): ``b"CLZ1"``, the header
     length (4 bytes), the zlib-compressed JSON header, the payload, and a 32-byte SHA-256 of
-    everything before it. The returned number is ``os.path.getsize(path)`` -- the bytes on disk,
-    container overhead included. ``pack_kwargs`` go to :func:`pack_model`.
+    everything before it.
+
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential or CompressedModel
+    path : str or os.PathLike
+    **pack_kwargs
+        Passed to :func:`pack_model` (not allowed with a :class:`CompressedModel`).
+
+    Returns
+    -------
+    int
+        ``os.path.getsize(path)``: the bytes on disk, container overhead included.
+
+    See Also
+    --------
+    load, file_size
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> m = nn.mlp((4, 3, 2), seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     size = save(m, os.path.join(tmp, "m.npz"))
+    ...     back = load(os.path.join(tmp, "m.npz"))
+    >>> size == file_size(m), np.array_equal(back[0].weight, m[0].weight)
+    (True, True)
     """
     cm = model if isinstance(model, CompressedModel) else pack_model(model, **pack_kwargs)
     if isinstance(model, CompressedModel) and pack_kwargs:
@@ -663,7 +937,25 @@ def save(model, path, **pack_kwargs) -> int:
 
 
 def file_size(model, **pack_kwargs) -> int:
-    """Bytes :func:`save` would write for ``model``, measured by writing to memory."""
+    """Bytes :func:`save` would write for ``model``, measured by writing to memory.
+
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential or CompressedModel
+    **pack_kwargs
+        Passed to :func:`pack_model`.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> m = nn.mlp((64, 32, 10), seed=0)
+    >>> m[0].weight[:, 8:] = 0.0                # most of the first layer pruned
+    >>> file_size(m) < file_size(m, sparse=False)
+    True
+    """
     cm = model if isinstance(model, CompressedModel) else pack_model(model, **pack_kwargs)
     buf = io.BytesIO()
     np.savez(buf, compresslab=np.frombuffer(cm.to_bytes(), dtype=np.uint8))
@@ -686,16 +978,69 @@ def _parse(blob: bytes, where: str) -> CompressedModel:
     return CompressedModel(header, np.frombuffer(body[8 + hlen:], dtype=np.uint8))
 
 
-def load(path, *, packed: bool = False):
-    """Read a file written by :func:`save` and return the decoded ``nn.Sequential``
-    (or the :class:`CompressedModel` with ``packed=True``).
+def load(path):
+    """Read a file written by :func:`save` and decode it: the model, ready to run.
 
-    Raises ``ValueError`` with a clear message if the file is truncated, altered, or not a
-    compresslab compressed model; ``FileNotFoundError`` if it does not exist.
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    compresslab.nn.Sequential
+
+    Raises
+    ------
+    ValueError
+        When the file is truncated, altered, or not a compresslab compressed model.
+    FileNotFoundError
+        When it does not exist.
+
+    See Also
+    --------
+    load_packed : the file's :class:`CompressedModel`, still encoded.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "m.npz")
+    ...     _ = save(nn.mlp((4, 3, 2), seed=0), path)
+    ...     model = load(path)
+    >>> len(model), type(model).__name__
+    (3, 'Sequential')
+    """
+    return load_packed(path).to_model()
+
+
+def load_packed(path):
+    """Read a file written by :func:`save` without decoding it: its :class:`CompressedModel`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    CompressedModel
+
+    Raises
+    ------
+    ValueError
+        When the file is truncated, altered, or not a compresslab compressed model.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "m.npz")
+    ...     _ = save(nn.mlp((4, 3, 2), seed=0), path)
+    ...     packed = load_packed(path)
+    >>> type(packed).__name__, packed.to_model()[0].weight.shape
+    ('CompressedModel', (3, 4))
     """
     arrays = nn.read_npz(path)   # allow_pickle=False; zip damage -> ValueError
     where = f"compressed model file {os.fspath(path)!r}"
     if set(arrays) != {"compresslab"} or arrays["compresslab"].dtype != np.uint8:
         raise ValueError(f"{where} does not hold a single uint8 array named 'compresslab'")
-    cm = _parse(arrays["compresslab"].tobytes(), where)
-    return cm if packed else cm.to_model()
+    return _parse(arrays["compresslab"].tobytes(), where)

@@ -29,7 +29,6 @@ from pathlib import Path
 from .exercises import ERROR, NOT_ATTEMPTED, all_checkers
 
 
-
 @dataclass
 class NotebookRun:
     """What running one notebook produced."""

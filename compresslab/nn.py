@@ -35,6 +35,7 @@ __all__ = [
     "cross_entropy", "log_softmax", "SGD", "Adam", "fit", "History", "evaluate", "predict",
     "confusion_matrix",
     "mlp", "cnn", "num_params", "nbytes", "summary", "to_torch", "from_torch", "save", "load",
+    "load_with_extra", "check_model", "weighted_layers",
 ]
 
 DTYPE = np.float32
@@ -44,7 +45,27 @@ DTYPE = np.float32
 # Layers
 # --------------------------------------------------------------------------------------------
 class Module:
-    """Base class: parameters are attributes named in ``param_names``; gradients live in ``grads``."""
+    """Base class of the layers: parameters are attributes named in ``param_names``.
+
+    Subclasses implement ``forward(x)`` (and remember what ``backward`` needs) and
+    ``backward(grad) -> dL/dx``, which also stores ``dL/dparameter`` in ``grads``.
+
+    Attributes
+    ----------
+    param_names : tuple of str
+        Names of the parameter attributes, e.g. ``("weight", "bias")``.
+    grads : dict of {str: numpy.ndarray}
+        Gradients from the last ``backward``.
+    masks : dict of {str: numpy.ndarray}
+        0/1 pruning masks the optimizers apply after every step.
+    training : bool
+        Training or evaluation mode.
+
+    Examples
+    --------
+    >>> [name for name, layer, attr in Linear(3, 2).named_parameters()]
+    ['weight', 'bias']
+    """
 
     param_names: tuple[str, ...] = ()
 
@@ -91,9 +112,23 @@ class _WeightedLayer(Module):
 
 
 class Linear(_WeightedLayer):
-    """Fully connected layer: ``y = x @ W.T + b`` with ``W`` of shape (out_features, in_features).
+    """Fully connected layer: ``y = x @ W.T + b``, with ``W`` of shape (out_features, in_features).
 
+    The backward pass is ``dL/dW = grad.T @ x``, ``dL/db = sum_n grad_n``, ``dL/dx = grad @ W``.
     Initialised like ``torch.nn.Linear``: W and b uniform in ``[-1/sqrt(in), 1/sqrt(in)]``.
+
+    Parameters
+    ----------
+    in_features, out_features : int >= 1
+    bias : bool, default True
+    seed : int, numpy.random.Generator or None
+        Seed of the initial weights.
+
+    Examples
+    --------
+    >>> layer = Linear(3, 2, seed=0)
+    >>> layer.weight.shape, layer(np.ones((4, 3), np.float32)).shape
+    ((2, 3), (4, 2))
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: Any = None):
@@ -130,10 +165,29 @@ class Linear(_WeightedLayer):
 
 
 class Conv2d(_WeightedLayer):
-    """2-D convolution (cross-correlation, as in torch) computed as one matrix multiply (im2col).
+    """2-D convolution (cross-correlation, as in torch), computed as one matrix product (im2col).
 
-    ``y[n, o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] * x_pad[n, c, i*s + u, j*s + v]``.
-    im2col gathers every receptive field into a row, so the sum becomes ``cols @ W.reshape(O, -1).T``.
+    ``y[n, o, i, j] = b[o] + sum_(c, u, v) W[o, c, u, v] * x_pad[n, c, i*s + u, j*s + v]``.
+    im2col gathers every receptive field into a row, so the sum becomes
+    ``cols @ W.reshape(O, -1).T``. Initialised like ``torch.nn.Conv2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int >= 1
+    kernel_size : int >= 1
+        Square kernels only.
+    stride : int >= 1, default 1
+    padding : int >= 0, default 0
+        Zeros added on every side.
+    bias : bool, default True
+    seed : int, numpy.random.Generator or None
+        Seed of the initial weights.
+
+    Examples
+    --------
+    >>> conv = Conv2d(1, 4, 3, stride=2, padding=1, seed=0)
+    >>> conv.weight.shape, conv(np.zeros((2, 1, 8, 8), np.float32)).shape
+    ((4, 1, 3, 3), (2, 4, 4, 4))
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -194,7 +248,13 @@ class Conv2d(_WeightedLayer):
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``; the gradient passes where x > 0."""
+    """Rectified linear unit: ``y = max(x, 0)``; the gradient passes where ``x > 0``.
+
+    Examples
+    --------
+    >>> ReLU()(np.array([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 2.0]
+    """
 
     def forward(self, x):
         self._pos = x > 0
@@ -205,7 +265,13 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    """Flatten every dimension but the batch: (N, C, H, W) -> (N, C*H*W)."""
+    """Flatten every dimension but the batch: (N, C, H, W) -> (N, C*H*W).
+
+    Examples
+    --------
+    >>> Flatten()(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    """
 
     def forward(self, x):
         self._shape = x.shape
@@ -216,7 +282,21 @@ class Flatten(Module):
 
 
 class Sequential(Module):
-    """Layers applied in order; backward runs them in reverse."""
+    """Layers applied in order; ``backward`` runs them in reverse.
+
+    Parameter names follow torch's state dicts: ``"{index}.{attribute}"``.
+
+    Parameters
+    ----------
+    *layers : Module
+        The layers (or one list of them).
+
+    Examples
+    --------
+    >>> m = Sequential(Linear(4, 3, seed=0), ReLU(), Linear(3, 2, seed=1))
+    >>> m(np.ones((5, 4), np.float32)).shape, list(m.state_dict())
+    ((5, 2), ['0.weight', '0.bias', '2.weight', '2.bias'])
+    """
 
     def __init__(self, *layers: Module):
         super().__init__()
@@ -305,7 +385,26 @@ def _build(arch: list[dict]) -> Sequential:
 
 
 def mlp(sizes=(64, 300, 100, 10), *, seed: Any = 0) -> Sequential:
-    """A ReLU multi-layer perceptron; the default is the LeNet-300-100 shape on 8x8 digits."""
+    """A multi-layer perceptron: Linear layers with ReLU between them.
+
+    The default is the LeNet-300-100 shape on the 8x8 digits.
+
+    Parameters
+    ----------
+    sizes : sequence of int, default (64, 300, 100, 10)
+        Input size, hidden sizes, output size.
+    seed : int, numpy.random.Generator or None, default 0
+        Seed of the initial weights.
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> [type(layer).__name__ for layer in mlp((4, 3, 2))]
+    ['Linear', 'ReLU', 'Linear']
+    """
     sizes = tuple(sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
@@ -320,8 +419,28 @@ def mlp(sizes=(64, 300, 100, 10), *, seed: Any = 0) -> Sequential:
 
 def cnn(*, channels=(16, 32), hidden: int = 64, num_classes: int = 10, image_size: int = 8,
         seed: Any = 0) -> Sequential:
-    """A small CNN for 8x8 digits:
-    conv3x3 -> ReLU -> conv3x3 stride 2 -> ReLU -> Linear(hidden) -> ReLU -> Linear."""
+    """A small CNN for 8x8 digits.
+
+    conv3x3 -> ReLU -> conv3x3 stride 2 -> ReLU -> Flatten -> Linear(hidden) -> ReLU -> Linear.
+
+    Parameters
+    ----------
+    channels : tuple of two int, default (16, 32)
+        Output channels of the two convolutions.
+    hidden : int, default 64
+    num_classes : int, default 10
+    image_size : int, default 8
+    seed : int, numpy.random.Generator or None, default 0
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> cnn()(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+    """
     g = V.rng(seed)
     c1, c2 = channels
     side = (image_size + 1) // 2
@@ -337,15 +456,48 @@ def cnn(*, channels=(16, 32), hidden: int = 64, num_classes: int = 10, image_siz
 # Losses
 # --------------------------------------------------------------------------------------------
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``log_softmax(z) = z - logsumexp(z)``, computed as ``(z - max) - log(sum(exp(z - max)))``."""
+    """Log-softmax, ``log_softmax(z) = z - log(sum_j exp(z_j))``, computed stably.
+
+    Evaluated as ``(z - max z) - log(sum_j exp(z_j - max z))``, so nothing overflows.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+    axis : int, default -1
+
+    Returns
+    -------
+    numpy.ndarray, shape of ``z``
+
+    Examples
+    --------
+    >>> np.exp(log_softmax(np.array([[0.0, 0.0], [1000.0, 0.0]]))).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    """
     z = z - z.max(axis=axis, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean softmax cross-entropy and its gradient w.r.t. the logits.
+    """Mean softmax cross-entropy and its gradient with respect to the logits.
 
-    ``L = -mean_i log softmax(z_i)[y_i]`` and ``dL/dz = (softmax(z) - onehot(y)) / N``.
+    ``L = -mean_n log softmax(z_n)[y_n]`` and ``dL/dz = (softmax(z) - onehot(y)) / N``.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray, shape (N, C)
+    labels : numpy.ndarray of int, shape (N,)
+
+    Returns
+    -------
+    loss : float
+    grad : numpy.ndarray of shape (N, C), dtype of ``logits``
+
+    Examples
+    --------
+    >>> loss, grad = cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))
+    >>> round(loss, 4), grad.tolist()                # log 2; (0.5, 0.5) - (0, 1)
+    (0.6931, [[0.5, -0.5]])
     """
     n = logits.shape[0]
     logp = log_softmax(logits)
@@ -380,7 +532,26 @@ class _Optimizer:
 
 
 class SGD(_Optimizer):
-    """SGD with momentum, as torch.optim.SGD: ``v = mu * v + g ; p -= lr * v``."""
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    ``g = g + weight_decay * p ; v = momentum * v + g ; p -= lr * v``. After each step, every
+    parameter with a mask is multiplied by it (pruned weights stay zero).
+
+    Parameters
+    ----------
+    model : Module
+    lr : float > 0, default 0.01
+    momentum : float in [0, 1), default 0.9
+    weight_decay : float >= 0, default 0.0
+
+    Examples
+    --------
+    >>> m = mlp((2, 1), seed=0)
+    >>> _ = m.forward(np.ones((1, 2), np.float32)); _ = m.backward(np.ones((1, 1), np.float32))
+    >>> before = m[0].weight.copy(); SGD(m, lr=0.1, momentum=0.0).step()
+    >>> np.allclose(before - m[0].weight, 0.1)      # lr * dL/dW = 0.1 * [[1, 1]]
+    True
+    """
 
     def __init__(self, model, lr=0.01, momentum=0.9, weight_decay=0.0):
         super().__init__(model, lr)
@@ -399,8 +570,32 @@ class SGD(_Optimizer):
 
 
 class Adam(_Optimizer):
-    """Adam (Kingma & Ba, ICLR 2015), as torch.optim.Adam:
-    ``m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ; p -= lr * m_hat / (sqrt(v_hat) + eps)``."""
+    """Adam, as ``torch.optim.Adam`` (Kingma & Ba, ICLR 2015).
+
+    ``m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2 ; p -= lr * m_hat / (sqrt(v_hat) + eps)``
+    with ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``. After each step, every
+    parameter with a mask is multiplied by it (pruned weights stay zero).
+
+    Parameters
+    ----------
+    model : Module
+    lr : float > 0, default 1e-3
+    betas : tuple of float in [0, 1), default (0.9, 0.999)
+    eps : float > 0, default 1e-8
+    weight_decay : float >= 0, default 0.0
+
+    References
+    ----------
+    .. [1] D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+
+    Examples
+    --------
+    >>> m = mlp((2, 1), seed=0)
+    >>> _ = m.forward(np.ones((1, 2), np.float32)); _ = m.backward(np.ones((1, 1), np.float32))
+    >>> before = m[0].weight.copy(); Adam(m, lr=1e-3).step()
+    >>> np.allclose(before - m[0].weight, 1e-3)     # the first step moves each weight by ~lr
+    True
+    """
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(model, lr)
@@ -429,16 +624,31 @@ class Adam(_Optimizer):
 # --------------------------------------------------------------------------------------------
 @dataclass
 class History:
-    """What ``fit`` records per epoch."""
+    """What :func:`fit` records: the mean training loss and validation accuracy per epoch.
+
+    Parameters
+    ----------
+    loss : list of float
+    val_acc : list of float
+        Empty when no validation data were given.
+    seconds : float
+        Wall-clock training time.
+
+    Examples
+    --------
+    >>> History(loss=[0.5, 0.25])
+    History(epochs=2, loss=0.2500, seconds=0.00)
+    """
 
     loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
     def __repr__(self):
+        if not self.loss:
+            return "History(empty)"
         last = f", val_acc={self.val_acc[-1]:.4f}" if self.val_acc else ""
-        return f"History(epochs={len(self.loss)}, loss={self.loss[-1]:.4f}{last}, seconds={self.seconds:.2f})" \
-            if self.loss else "History(empty)"
+        return f"History(epochs={len(self.loss)}, loss={self.loss[-1]:.4f}{last}, seconds={self.seconds:.2f})"
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -458,18 +668,50 @@ def fit(model: Sequential, X, y, *, epochs: int = 30, batch_size: int = 32, lr: 
         optimizer: str | _Optimizer = "adam", loss: LossFn | None = None, val=None,
         seed: Any = 0, progress: bool = True, callbacks: tuple = (), desc: str = "training",
         threads: int | None = 1) -> History:
-    """Train ``model`` with mini-batches; returns a :class:`History`.
+    """Train a model with mini-batches; returns a :class:`History`.
+
+    Each epoch visits the samples in a fresh random order (from ``seed``); for each batch it runs
+    ``forward``, the loss, ``backward`` and one optimizer step.
 
     Parameters
     ----------
-    X, y : training inputs and targets (class indices for the default cross-entropy loss).
-    loss : optional ``loss(logits, y_batch, batch_index) -> (loss, dL/dlogits)``; ``batch_index``
-        are the rows of X in the batch, so a loss can look up per-sample data (teacher logits).
-    val : optional ``(X_val, y_val)``; validation accuracy is recorded after each epoch.
-    callbacks : callables ``cb(model, epoch, step)`` run after every optimizer step.
-    threads : BLAS threads while training (needs threadpoolctl). The default 1 is the fastest
-        for the small models of the lessons: their matrices are too small to be worth splitting,
-        and a busy machine makes spinning BLAS threads 10x slower. ``None`` leaves it alone.
+    model : Sequential
+        Trained in place; left in evaluation mode.
+    X, y : array_like
+        Training inputs and targets (class indices for the default cross-entropy loss).
+    epochs : int >= 0, default 30
+    batch_size : int >= 1, default 32
+    lr : float > 0, default 3e-3
+    optimizer : {"adam", "sgd"} or an optimizer object, default "adam"
+    loss : callable, optional
+        ``loss(logits, y_batch, batch_index) -> (loss, dL/dlogits)``; ``batch_index`` are the
+        rows of X in the batch, so a loss can look up per-sample data (teacher logits).
+        Default :func:`cross_entropy`.
+    val : tuple (X_val, y_val), optional
+        Validation accuracy is recorded after each epoch.
+    seed : int, numpy.random.Generator or None, default 0
+    progress : bool, default True
+        Show a ``tqdm`` bar.
+    callbacks : tuple of callables
+        ``cb(model, epoch, step)``, run after every optimizer step.
+    desc : str, default "training"
+        Label of the progress bar.
+    threads : int or None, default 1
+        BLAS threads while training (needs threadpoolctl). 1 is the fastest for the small models
+        of the lessons: their matrices are too small to be worth splitting, and a busy machine
+        makes spinning BLAS threads 10x slower. ``None`` leaves it alone.
+
+    Returns
+    -------
+    History
+
+    Examples
+    --------
+    >>> g = np.random.default_rng(0)
+    >>> X, y = g.normal(size=(64, 4)), g.integers(0, 2, 64)
+    >>> hist = fit(mlp((4, 8, 2), seed=0), X, y, epochs=3, progress=False)
+    >>> len(hist.loss), hist.loss[-1] < hist.loss[0]
+    (3, True)
     """
     with _blas_threads(threads):
         return _fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
@@ -539,13 +781,47 @@ def _fit(model, X, y, *, epochs, batch_size, lr, optimizer, loss, val, seed, pro
 
 
 def predict(model: Sequential, X, batch_size: int = 1024) -> np.ndarray:
-    """Logits for X, computed in batches."""
+    """Logits of a model for ``X``, computed in batches.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : array_like, shape (N, ...)
+    batch_size : int, default 1024
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, classes)
+
+    Examples
+    --------
+    >>> m = mlp((2, 2), seed=0); m[0].weight[:] = 0.0; m[0].bias[:] = [1.0, 0.0]
+    >>> predict(m, np.zeros((3, 2))).tolist()
+    [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+    """
     X = V.as_float_array(X, "X")
     return np.concatenate([model.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
 
 def evaluate(model: Sequential, X, y) -> float:
-    """Top-1 accuracy in [0, 1]."""
+    """Top-1 accuracy in [0, 1]: ``mean_n [argmax_c logits[n, c] == y_n]``.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : array_like, shape (N, ...)
+    y : array_like of int, shape (N,)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> m = mlp((2, 2), seed=0); m[0].weight[:] = 0.0; m[0].bias[:] = [1.0, 0.0]   # always class 0
+    >>> evaluate(m, np.zeros((4, 2)), [0, 0, 1, 0])
+    0.75
+    """
     y = V.as_labels(y, "y")
     logits = predict(model, X)
     if logits.shape[0] != y.shape[0]:
@@ -554,7 +830,26 @@ def evaluate(model: Sequential, X, y) -> float:
 
 
 def confusion_matrix(model: Sequential, X, y, num_classes: int | None = None) -> np.ndarray:
-    """``cm[i, j]`` = number of samples of true class i predicted as class j."""
+    """Confusion matrix: ``cm[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : array_like, shape (N, ...)
+    y : array_like of int, shape (N,)
+    num_classes : int, optional
+        Default: the largest class seen plus one.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (num_classes, num_classes)
+
+    Examples
+    --------
+    >>> m = mlp((2, 2), seed=0); m[0].weight[:] = 0.0; m[0].bias[:] = [1.0, 0.0]   # always class 0
+    >>> confusion_matrix(m, np.zeros((4, 2)), [0, 0, 1, 0]).tolist()
+    [[3, 0], [1, 0]]
+    """
     y = V.as_labels(y, "y")
     pred = predict(model, X).argmax(axis=1)
     k = num_classes or int(max(y.max(), pred.max()) + 1)
@@ -563,20 +858,121 @@ def confusion_matrix(model: Sequential, X, y, num_classes: int | None = None) ->
     return cm
 
 
+def check_model(model, name: str = "model") -> Sequential:
+    """``model`` itself if it is a compresslab :class:`Sequential`, else a TypeError naming the
+    argument: the one check every technique makes of the model it is given.
+
+    Parameters
+    ----------
+    model : object
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> check_model(mlp((4, 3, 2), seed=0)) is not None
+    True
+    >>> check_model([1, 2], "student")
+    Traceback (most recent call last):
+    ...
+    TypeError: student must be a compresslab.nn.Sequential, got list
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{name} must be a compresslab.nn.Sequential, got {type(model).__name__}")
+    return model
+
+
+def weighted_layers(model, name: str = "model") -> list:
+    """The Linear and Conv2d layers of a compresslab model, in order (a TypeError if none).
+
+    Parameters
+    ----------
+    model : Sequential
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    list of Linear and Conv2d
+
+    Examples
+    --------
+    >>> [type(l).__name__ for l in weighted_layers(mlp((4, 3, 2), seed=0))]
+    ['Linear', 'Linear']
+    """
+    layers = [layer for layer in check_model(model, name).layers if isinstance(layer, (Linear, Conv2d))]
+    if not layers:
+        raise TypeError(f"{name} has no Linear or Conv2d layer")
+    return layers
+
+
 def num_params(model: Module, nonzero: bool = False) -> int:
-    """Number of parameters (or of non-zero ones)."""
+    """Number of parameters of a model (or of the non-zero ones).
+
+    Parameters
+    ----------
+    model : Module
+    nonzero : bool, default False
+        Count only non-zero parameters (what pruning removed is not counted).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> num_params(mlp((4, 3, 2)))             # 4*3 + 3 + 3*2 + 2
+    23
+    """
     arrays = [getattr(l, a) for _, l, a in model.named_parameters()]
     return int(sum(np.count_nonzero(p) if nonzero else p.size for p in arrays))
 
 
 def nbytes(model: Module, bits: int = 32) -> int:
-    """Dense storage of all parameters at ``bits`` bits each, in bytes (rounded up)."""
+    """Dense storage of all parameters at ``bits`` bits each: ``ceil(num_params * bits / 8)`` bytes.
+
+    Parameters
+    ----------
+    model : Module
+    bits : int in [1, 64], default 32
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> nbytes(mlp((4, 3, 2))), nbytes(mlp((4, 3, 2)), bits=4)
+    (92, 12)
+    """
     V.check_int(bits, "bits", 1, 64)
     return math.ceil(num_params(model) * bits / 8)
 
 
 def summary(model: Sequential) -> str:
-    """A per-layer table: type, parameter shapes, parameter count and float32 bytes."""
+    """A per-layer table: type, parameter shapes, parameter count and float32 bytes.
+
+    Parameters
+    ----------
+    model : Sequential
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(summary(mlp((4, 3, 2))))
+    layer      params       count  bytes
+    0: Linear  (3, 4) (3,)     15     60
+    1: ReLU    -                0      0
+    2: Linear  (2, 3) (2,)      8     32
+    total                      23     92
+    """
     rows = [("layer", "params", "count", "bytes")]
     for i, layer in enumerate(model.layers):
         shapes = " ".join(str(getattr(layer, a).shape) for a in layer.param_names)
@@ -592,7 +988,29 @@ def summary(model: Sequential) -> str:
 # torch interop (torch imported lazily)
 # --------------------------------------------------------------------------------------------
 def to_torch(model: Sequential):
-    """An equivalent ``torch.nn.Sequential`` with exactly the same float32 weights."""
+    """An equivalent ``torch.nn.Sequential`` with exactly the same float32 weights.
+
+    Parameters
+    ----------
+    model : Sequential
+        Of Linear, Conv2d, ReLU and Flatten layers.
+
+    Returns
+    -------
+    torch.nn.Sequential
+
+    See Also
+    --------
+    from_torch
+
+    Examples
+    --------
+    Needs torch, so not run here:
+
+    >>> t = to_torch(mlp((4, 3, 2)))                          # doctest: +SKIP
+    >>> t[0].weight.shape                                     # doctest: +SKIP
+    torch.Size([3, 4])
+    """
     import torch
     from torch import nn as tnn
 
@@ -617,7 +1035,29 @@ def to_torch(model: Sequential):
 
 
 def from_torch(module) -> Sequential:
-    """The compresslab equivalent of a ``torch.nn.Sequential`` of Linear/Conv2d/ReLU/Flatten."""
+    """The compresslab equivalent of a ``torch.nn.Sequential`` of Linear, Conv2d, ReLU and Flatten.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential
+        Square kernels, strides and paddings only.
+
+    Returns
+    -------
+    Sequential
+
+    See Also
+    --------
+    to_torch
+
+    Examples
+    --------
+    Needs torch, so not run here:
+
+    >>> m = mlp((4, 3, 2))                                    # doctest: +SKIP
+    >>> np.array_equal(from_torch(to_torch(m))[0].weight, m[0].weight)  # doctest: +SKIP
+    True
+    """
     from torch import nn as tnn
 
     layers: list[Module] = []
@@ -657,11 +1097,36 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
 
 
 def save(model: Sequential, path, extra: dict[str, np.ndarray] | None = None) -> int:
-    """Save architecture, weights, masks and optional extra arrays to ``path`` (.npz, no pickle).
+    """Save architecture, weights, masks and optional extra arrays to one ``.npz`` file (no pickle).
 
-    Returns the file size in bytes. A SHA-256 digest of the contents is stored so ``load``
-    detects a damaged or edited file (an unkeyed checksum: it catches accidents and naive edits,
-    not a forger who recomputes it).
+    A SHA-256 digest of the contents is stored so :func:`load` detects a damaged or edited file
+    (an unkeyed checksum: it catches accidents and naive edits, not a forger who recomputes it).
+
+    Parameters
+    ----------
+    model : Sequential
+    path : str or os.PathLike
+    extra : dict of {str: array_like}, optional
+        More arrays to store (no object arrays).
+
+    Returns
+    -------
+    int
+        The file size in bytes.
+
+    See Also
+    --------
+    load, load_with_extra
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> m = mlp((4, 3, 2), seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = save(m, os.path.join(tmp, "m.npz"), extra={"note": np.arange(3)})
+    ...     back, extra = load_with_extra(os.path.join(tmp, "m.npz"))
+    >>> np.array_equal(back[0].weight, m[0].weight), extra["note"].tolist()
+    (True, [0, 1, 2])
     """
     arrays: dict[str, np.ndarray] = {"__arch__": np.array(json.dumps(model.architecture()))}
     for name, value in model.state_dict().items():
@@ -695,11 +1160,72 @@ def read_npz(path) -> dict[str, np.ndarray]:
                              "loads pickle (it can run arbitrary code)") from None
         raise ValueError(f"model file {path!r} is truncated or corrupt (ValueError: {exc})") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-        raise ValueError(f"model file {path!r} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"model file {path!r} is truncated or corrupt "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
-def load(path, *, with_extra: bool = False):
-    """Load a model saved by :func:`save` (optionally also its extra arrays)."""
+def load(path):
+    """Load a model saved by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Sequential
+        In evaluation mode, with its masks.
+
+    See Also
+    --------
+    load_with_extra : the model and the extra arrays saved with it.
+
+    Raises
+    ------
+    ValueError
+        When the file is truncated, holds pickled objects, or was modified after saving.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = save(mlp((4, 3, 2), seed=0), os.path.join(tmp, "m.npz"))
+    ...     m = load(os.path.join(tmp, "m.npz"))
+    >>> len(m), m.training
+    (3, False)
+    """
+    return _read_model(path)[0]
+
+
+def load_with_extra(path):
+    """Load a model saved by :func:`save` and the extra arrays saved with it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    model : Sequential
+        As :func:`load` returns it.
+    extra : dict of {str: numpy.ndarray}
+        The ``extra`` arrays given to :func:`save`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = save(mlp((4, 3, 2), seed=0), os.path.join(tmp, "m.npz"), extra={"note": np.arange(3)})
+    ...     m, extra = load_with_extra(os.path.join(tmp, "m.npz"))
+    >>> len(m), extra["note"].tolist()
+    (3, [0, 1, 2])
+    """
+    model, arrays = _read_model(path)
+    return model, {k[6:]: v for k, v in arrays.items() if k.startswith("extra/")}
+
+
+def _read_model(path):
+    """(model, the file's arrays) after checking the file's digest."""
     arrays = read_npz(path)
     if "__arch__" not in arrays or "__sha256__" not in arrays:
         raise ValueError(f"{os.fspath(path)!r} is not a compresslab model file (no architecture or digest)")
@@ -713,6 +1239,5 @@ def load(path, *, with_extra: bool = False):
             i, attr = key[5:].split(".", 1)
             model.layers[int(i)].masks[attr] = mask
     model.eval()
-    if with_extra:
-        return model, {k[6:]: v for k, v in arrays.items() if k.startswith("extra/")}
-    return model
+    return model, arrays
+

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _validate as V
 from . import nn
-from .backend import is_torch, like, same_kind, to_numpy
+from .backend import same_kind, to_numpy
 
 __all__ = [
     "count_to_prune", "magnitude", "global_magnitude", "random", "structured", "n_m",
@@ -53,54 +53,46 @@ __all__ = [
 def count_to_prune(amount: Any, n: int, name: str = "amount") -> int:
     """Number of entries to prune out of ``n``, with torch's ``amount`` semantics.
 
-    ``int`` -> that count (must be ``0 <= amount <= n``); ``float`` in [0, 1] ->
-    ``round(amount * n)`` with Python's round-half-to-even, like
+    ``k = amount`` for an ``int`` (a count, ``0 <= amount <= n``) and ``k = round(amount * n)``
+    for a ``float`` in [0, 1] (a fraction), with Python's round half to even, like
     ``torch.nn.utils.prune._compute_nparams_toprune``.
+
+    Parameters
+    ----------
+    amount : int or float
+        A count in ``[0, n]`` or a fraction in [0, 1]. ``1`` is one entry, ``1.0`` all of them.
+    n : int
+        How many entries there are to choose from.
+    name : str, default "amount"
+        The argument name used in error messages.
+
+    Returns
+    -------
+    int
+        The count ``k``.
 
     Examples
     --------
     >>> count_to_prune(0.5, 5), count_to_prune(0.7, 5), count_to_prune(3, 5)
     (2, 4, 3)
     """
-    if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
-        raise TypeError(f"{name} must be an int (a count) or a float in [0, 1] (a fraction), "
-                        f"got {amount!r}")
-    if isinstance(amount, numbers.Integral):
-        k = int(amount)
-        if k < 0 or k > n:
-            raise ValueError(f"{name}={k} is a count and must be in [0, {n}] (there are {n} "
-                             "entries to choose from)")
-        return k
-    a = float(amount)
-    if not math.isfinite(a) or a < 0.0 or a > 1.0:
-        raise ValueError(f"{name}={amount} is a fraction and must be a float in [0, 1]")
-    return round(a * n)
+    amount = V.check_amount(amount, n, name)
+    return amount if isinstance(amount, int) else round(amount * n)
 
 
 def _smallest(scores: np.ndarray, k: int) -> np.ndarray:
     """Boolean array marking the ``k`` smallest scores (ties: lowest index first), in O(n).
 
-    Obvious form: ``np.argsort(scores, kind="stable")[:k]``. Here one ``np.partition`` finds the
-    k-th smallest value ``t``; everything below ``t`` is selected, then the first few entries
-    equal to ``t`` fill the count exactly.
+    Obvious form, O(n log n): ``chosen[np.argsort(scores, kind="stable")[:k]] = True``. Here one
+    ``np.partition`` finds the k-th smallest value ``t``; everything below ``t`` is chosen, then
+    the first entries equal to ``t`` fill the count exactly.
     """
-    n = scores.size
-    chosen = np.zeros(n, dtype=bool)
-    if k <= 0:
-        return chosen
-    if k >= n:
-        chosen[:] = True
-        return chosen
-    t = np.partition(scores, k - 1)[k - 1]
-    np.less(scores, t, out=chosen)
-    missing = k - int(np.count_nonzero(chosen))
-    if missing:
-        chosen[np.flatnonzero(scores == t)[:missing]] = True
+    chosen = np.zeros(scores.size, dtype=bool)
+    if k > 0:
+        t = np.partition(scores, k - 1)[k - 1]
+        np.less(scores, t, out=chosen)
+        chosen[np.flatnonzero(scores == t)[: k - np.count_nonzero(chosen)]] = True
     return chosen
-
-
-def _weights(w: Any, name: str) -> np.ndarray:
-    return V.as_float_array(w, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,78 +100,107 @@ def _weights(w: Any, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 @same_kind
 def magnitude(w, amount):
-    """Unstructured magnitude (L1) pruning mask: prune the ``k`` weights with the smallest ``|w|``.
+    """Magnitude pruning mask: 0 for the ``k`` weights with the smallest ``|w|``, 1 elsewhere.
 
-    ``mask = 0 where |w| is among the k smallest, else 1``, with ``k = count_to_prune(amount,
-    w.size)``; ties at the threshold: lowest flat index pruned first. Equal to
-    ``torch.nn.utils.prune.l1_unstructured`` on tie-free inputs (torch's ``topk`` leaves the order
-    of ties unspecified; the counts always agree) (Han et al., NeurIPS 2015).
+    ``mask[i] = 0 if |w[i]| is among the k smallest of |w|, else 1``, with
+    ``k = count_to_prune(amount, w.size)``; the pruned weights are ``w * mask`` (Han et al.,
+    NeurIPS 2015). Tie rule: among equal ``|w|`` at the threshold, the lowest flat index is
+    pruned first.
 
     Parameters
     ----------
-    w : array or tensor
-        The weights.
+    w : array_like or torch.Tensor
+        The weights, any shape, finite.
     amount : int or float
-        Number (int) or fraction (float in [0, 1]) of weights to prune.
+        Weights to prune: an int is a count, a float in [0, 1] a fraction (see
+        :func:`count_to_prune`), as in ``torch.nn.utils.prune``.
 
     Returns
     -------
-    mask : float32 array (or tensor) of 0/1, shape of ``w``.
+    mask : float32 array of 0 and 1, shape of ``w``
+        The same kind as ``w`` (a tensor on ``w``'s device for a tensor).
+
+    See Also
+    --------
+    global_magnitude : one threshold across several layers.
+    structured : prune whole rows, filters or channels.
+    n_m : N:M semi-structured sparsity.
+
+    Notes
+    -----
+    Equal to ``torch.nn.utils.prune.l1_unstructured`` on inputs without ties (torch's ``topk``
+    leaves the order of ties unspecified; the counts always agree). The ``k`` smallest are found
+    in O(n) with one ``np.partition`` rather than a full sort.
+
+    References
+    ----------
+    .. [1] S. Han, J. Pool, J. Tran, W. J. Dally, "Learning both Weights and Connections for
+       Efficient Neural Networks", NeurIPS 2015.
 
     Examples
     --------
-    >>> magnitude(np.array([0.5, -3.0, 0.1, 2.0]), 0.5)
-    array([0., 1., 0., 1.], dtype=float32)
+    >>> magnitude(np.array([0.5, -3.0, 0.1, 2.0]), 0.5).tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
-    w = _weights(w, "w")
+    w = V.as_float_array(w, "w")
     k = count_to_prune(amount, w.size)
-    pruned = _smallest(np.abs(w).ravel(), k)
-    return (~pruned).astype(np.float32).reshape(w.shape)
+    mask = np.ones(w.size, dtype=np.float32)
+    # obvious form, O(n log n): mask[np.argsort(np.abs(w), axis=None, kind="stable")[:k]] = 0.0
+    mask[_smallest(np.abs(w).ravel(), k)] = 0.0    # the same k weights, found in O(n)
+    return mask.reshape(w.shape)
+
+
+def _check_weight_collection(weights: Any) -> list[np.ndarray]:
+    if isinstance(weights, dict):
+        named = [(f"weights[{k!r}]", v) for k, v in weights.items()]
+    elif isinstance(weights, (list, tuple)):
+        named = [(f"weights[{i}]", v) for i, v in enumerate(weights)]
+    else:
+        raise TypeError(f"weights must be a list, tuple or dict of arrays, got {type(weights).__name__}")
+    if not named:
+        raise ValueError("weights is empty: give at least one array")
+    return [V.as_float_array(v, name) for name, v in named]
 
 
 @same_kind
 def global_magnitude(weights, amount):
-    """One magnitude threshold across several tensors (``torch...prune.global_unstructured``).
+    """Magnitude pruning with one threshold across several arrays.
 
-    All ``|w|`` are concatenated (in the given order) and the ``k`` smallest pruned, so layers
-    with many small weights lose more. Ties: lowest index in the concatenation first.
+    All ``|w|`` are concatenated (in the given order) and the ``k`` smallest are pruned, with
+    ``k = count_to_prune(amount, total size)``, so layers with many small weights lose more
+    (Han et al., NeurIPS 2015). Ties: lowest index in the concatenation first. Like
+    ``torch.nn.utils.prune.global_unstructured`` with ``L1Unstructured``.
 
     Parameters
     ----------
-    weights : list, tuple or dict of arrays
+    weights : list, tuple or dict of array_like or torch.Tensor
+        The arrays, e.g. a state dict ``{name: weight}``.
     amount : int or float
         Count or fraction of *all* weights together.
 
     Returns
     -------
-    masks : the same container type (list, tuple or dict with the same keys).
+    masks : list, tuple or dict of float32 0/1 arrays
+        The container type of ``weights`` (a dict keeps its keys), one mask per array.
+
+    See Also
+    --------
+    magnitude : one threshold per array.
 
     Examples
     --------
     >>> m = global_magnitude({"a": np.array([1.0, 2.0]), "b": np.array([0.1, 5.0])}, 2)
-    >>> m["a"], m["b"]
-    (array([0., 1.], dtype=float32), array([0., 1.], dtype=float32))
+    >>> m["a"].tolist(), m["b"].tolist()
+    ([0.0, 1.0], [0.0, 1.0])
     """
-    if isinstance(weights, dict):
-        ref = next((v for v in weights.values() if is_torch(v)), None)
-        if ref is not None:  # same_kind only looks inside lists/tuples: convert a dict here
-            return {k: like(v, ref) for k, v in
-                    global_magnitude({k: to_numpy(v) for k, v in weights.items()}, amount).items()}
-        keys, arrays = list(weights), [to_numpy(v) for v in weights.values()]
-    elif isinstance(weights, (list, tuple)):
-        keys, arrays = None, [to_numpy(v) for v in weights]
-    else:
-        raise TypeError(f"weights must be a list, tuple or dict of arrays, got {type(weights).__name__}")
-    if not arrays:
-        raise ValueError("weights is empty: give at least one array")
-    arrays = [_weights(a, f"weights[{keys[i]!r}]" if keys else f"weights[{i}]")
-              for i, a in enumerate(arrays)]
+    arrays = _check_weight_collection(weights)
     scores = np.concatenate([np.abs(a).ravel() for a in arrays])
     pruned = _smallest(scores, count_to_prune(amount, scores.size))
     ends = np.cumsum([a.size for a in arrays])[:-1]
-    masks = [(~p).astype(np.float32).reshape(a.shape) for p, a in zip(np.split(pruned, ends), arrays)]
-    if keys is not None:
-        return dict(zip(keys, masks))
+    masks = [(~p).astype(np.float32).reshape(a.shape)
+             for p, a in zip(np.split(pruned, ends), arrays)]
+    if isinstance(weights, dict):
+        return dict(zip(weights, masks))
     return tuple(masks) if isinstance(weights, tuple) else masks
 
 
@@ -187,127 +208,154 @@ def global_magnitude(weights, amount):
 def random(w, amount, seed=0):
     """Random pruning mask: ``k`` weights chosen uniformly without replacement (the baseline).
 
-    Any importance criterion worth its name must beat this at the same sparsity.
+    ``k = count_to_prune(amount, w.size)``. Any importance criterion worth its name must beat
+    this at the same sparsity.
+
+    Parameters
+    ----------
+    w : array_like or torch.Tensor
+        The weights (only their shape matters).
+    amount : int or float
+        Count or fraction of weights to prune.
+    seed : int, numpy.random.Generator or None, default 0
+        Seed of the choice.
+
+    Returns
+    -------
+    mask : float32 array of 0 and 1, shape of ``w``
+
+    See Also
+    --------
+    magnitude : prune the smallest weights instead.
 
     Examples
     --------
     >>> int(random(np.ones(10), 0.3, seed=0).sum())
     7
     """
-    w = _weights(w, "w")
+    w = V.as_float_array(w, "w")
     k = count_to_prune(amount, w.size)
-    g = V.rng(seed)
     mask = np.ones(w.size, dtype=np.float32)
-    mask[g.choice(w.size, size=k, replace=False)] = 0.0
+    mask[V.rng(seed).choice(w.size, size=k, replace=False)] = 0.0
     return mask.reshape(w.shape)
 
 
-def _check_dim(dim: Any, ndim: int, name: str = "dim") -> int:
-    dim = V.check_int(dim, name)
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"{name}={dim} is out of range for an array with {ndim} dimensions "
-                         f"(allowed: {-ndim} .. {ndim - 1})")
-    return dim % ndim
-
-
-def _ln_norm(w: np.ndarray, n: float, axes: tuple[int, ...]) -> np.ndarray:
-    """``||w_slice||_n = (sum |w|^n)^(1/n)`` over ``axes`` (n = inf: max |w|)."""
-    a = np.abs(w.astype(np.float64))
-    if n == np.inf:
-        return a.max(axis=axes)
-    if n == 1:
-        return a.sum(axis=axes)
-    if n == 2:
-        return np.sqrt((a * a).sum(axis=axes))
-    return (a ** n).sum(axis=axes) ** (1.0 / n)
+def _check_structured(w: Any, dim: Any, n: Any) -> tuple[np.ndarray, int, float]:
+    w = V.as_float_array(w, "w")
+    if w.ndim < 2:
+        raise ValueError(f"w must have at least 2 dimensions for structured pruning (rows, "
+                         f"filters, channels), got shape {w.shape}; use magnitude() for vectors")
+    dim = V.check_axis(dim, w.ndim, "dim")
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or np.isnan(n) or n <= 0:
+        raise ValueError(f"n must be a positive norm order (1, 2, ..., or np.inf), got {n!r}")
+    return w, dim, float(n)
 
 
 @same_kind
 def structured(w, amount, dim, n=2):
-    """Structured pruning: zero whole slices along ``dim`` with the smallest L``n`` norm.
+    """Structured pruning mask: zero the ``k`` whole slices along ``dim`` of smallest L``n`` norm.
 
-    ``norm[j] = || w.take(j, axis=dim) ||_n`` ; the ``k = count_to_prune(amount, w.shape[dim])``
-    slices with the smallest norm are zeroed (ties: lowest index first). Like
-    ``torch.nn.utils.prune.ln_structured``. For a Linear weight (out, in), ``dim=0`` removes
-    neurons (rows), ``dim=1`` inputs; for a Conv2d weight, ``dim=0`` removes filters
-    (Li et al., ICLR 2017).
+    ``norm[j] = (sum |w.take(j, axis=dim)|**n) ** (1/n)`` (``max |...|`` for ``n = inf``); the
+    ``k = count_to_prune(amount, w.shape[dim])`` slices with the smallest norm are zeroed (ties:
+    lowest index first). For a Linear weight (out, in), ``dim=0`` removes neurons (rows) and
+    ``dim=1`` inputs; for a Conv2d weight, ``dim=0`` removes filters (Li et al., ICLR 2017).
 
     Parameters
     ----------
-    w : array with at least 2 dimensions
+    w : array_like or torch.Tensor with at least 2 dimensions
+        The weights.
     amount : int or float
-        Number or fraction of slices to prune.
+        Count or fraction of slices to prune.
     dim : int
-        The axis whose slices are pruned.
+        The axis whose slices are pruned (negative counts from the end).
     n : float, default 2
         Norm order: a positive number or ``np.inf``.
 
     Returns
     -------
-    mask : float32 0/1 array of the shape of ``w``, constant on every slice.
+    mask : float32 array of 0 and 1, shape of ``w``, constant on every slice
+
+    See Also
+    --------
+    magnitude : single weights instead of slices.
+    shrink : remove the zeroed units from the model for real.
+
+    Notes
+    -----
+    Equal to ``torch.nn.utils.prune.ln_structured`` on inputs without ties. Norms are computed
+    in float64.
+
+    References
+    ----------
+    .. [1] H. Li, A. Kadav, I. Durdanovic, H. Samet, H. P. Graf, "Pruning Filters for Efficient
+       ConvNets", ICLR 2017.
 
     Examples
     --------
-    >>> structured(np.array([[1.0, 1.0], [0.1, 0.2], [3.0, 0.0]]), 1, dim=0)
-    array([[1., 1.],
-           [0., 0.],
-           [1., 1.]], dtype=float32)
+    >>> structured(np.array([[1.0, 1.0], [0.1, 0.2], [3.0, 0.0]]), 1, dim=0).tolist()
+    [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
     """
-    w = _weights(w, "w")
-    if w.ndim < 2:
-        raise ValueError(f"w must have at least 2 dimensions for structured pruning (rows, "
-                         f"filters, channels), got shape {w.shape}; use magnitude() for vectors")
-    dim = _check_dim(dim, w.ndim)
-    if isinstance(n, bool) or not isinstance(n, numbers.Real) or np.isnan(n) or n <= 0:
-        raise ValueError(f"n must be a positive norm order (1, 2, ..., or np.inf), got {n!r}")
+    w, dim, n = _check_structured(w, dim, n)
     k = count_to_prune(amount, w.shape[dim])
-    norms = _ln_norm(w, float(n), tuple(a for a in range(w.ndim) if a != dim))
-    keep = (~_smallest(norms, k)).astype(np.float32)
-    shape = [1] * w.ndim
-    shape[dim] = w.shape[dim]
-    return np.broadcast_to(keep.reshape(shape), w.shape).copy()
+    others = tuple(ax for ax in range(w.ndim) if ax != dim)    # a slice spans these axes
+    a = np.abs(w.astype(np.float64))
+    norms = a.max(axis=others) if n == np.inf else (a ** n).sum(axis=others) ** (1.0 / n)
+    keep = ~_smallest(norms, k)                                # one entry per slice
+    return np.broadcast_to(np.expand_dims(keep, others), w.shape).astype(np.float32)
 
 
 @same_kind
 def n_m(w, n=2, m=4, dim=1):
-    """N:M semi-structured mask: in every group of ``m`` consecutive weights along ``dim``, keep
-    the ``n`` largest ``|w|`` (2:4 is what NVIDIA Ampere sparse tensor cores accelerate,
-    Mishra et al. 2021).
+    """N:M semi-structured mask: in every group of ``m`` consecutive weights keep the ``n`` largest.
 
-    Groups run along ``dim`` (default 1: the input features of a Linear weight (out, in), the
-    input channels of a Conv2d weight). Ties inside a group: lowest index pruned first.
+    Along ``dim``, the weights form groups of ``m``; in each group the ``m - n`` smallest ``|w|``
+    are pruned (ties: lowest index first). The default ``dim=1`` groups the input features of a
+    Linear weight (out, in), or the input channels of a Conv2d weight.
 
     Parameters
     ----------
-    w : array with ``w.shape[dim]`` divisible by ``m``
-    n : int
+    w : array_like or torch.Tensor with ``w.shape[dim]`` divisible by ``m``
+        The weights.
+    n : int, default 2
         Weights kept per group, ``0 <= n <= m``.
-    m : int
+    m : int, default 4
         Group size, ``m >= 1``.
-    dim : int
+    dim : int, default 1
         Axis along which groups are formed.
 
     Returns
     -------
-    mask : float32 0/1 array of the shape of ``w`` with exactly ``n`` ones per group.
+    mask : float32 array of 0 and 1, shape of ``w``, with exactly ``n`` ones per group
+
+    See Also
+    --------
+    magnitude : unstructured, no group constraint.
+
+    Notes
+    -----
+    2:4 is the pattern that NVIDIA Ampere sparse tensor cores accelerate (Mishra et al. 2021).
+
+    References
+    ----------
+    .. [1] A. Mishra et al., "Accelerating Sparse Deep Neural Networks", arXiv:2104.08378, 2021.
 
     Examples
     --------
-    >>> n_m(np.array([[0.1, -0.9, 0.5, 0.2, 4.0, 3.0, -2.0, 1.0]]), 2, 4)
-    array([[0., 1., 1., 0., 1., 1., 0., 0.]], dtype=float32)
+    >>> n_m(np.array([[0.1, -0.9, 0.5, 0.2, 4.0, 3.0, -2.0, 1.0]]), 2, 4).tolist()
+    [[0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
     """
-    w = _weights(w, "w")
+    w = V.as_float_array(w, "w")
     m = V.check_int(m, "m", 1)
     n = V.check_int(n, "n", 0, m)
     if w.ndim == 0:
         raise ValueError("w must have at least 1 dimension")
-    dim = _check_dim(dim, w.ndim)
+    dim = V.check_axis(dim, w.ndim, "dim")
     if w.shape[dim] % m:
         raise ValueError(f"w.shape[{dim}] = {w.shape[dim]} must be divisible by m={m} to form "
                          f"groups of {m} (w has shape {w.shape})")
     a = np.moveaxis(np.abs(w), dim, -1)
     groups = a.reshape(*a.shape[:-1], a.shape[-1] // m, m)
-    # obvious form: in each group, prune the (m - n) smallest |w| (stable sort -> lowest index first)
+    # in each group, prune the (m - n) smallest |w| (stable sort: lowest index first)
     order = np.argsort(groups, axis=-1, kind="stable")
     mask = np.ones_like(groups, dtype=np.float32)
     np.put_along_axis(mask, order[..., : m - n], 0.0, axis=-1)
@@ -318,14 +366,24 @@ def n_m(w, n=2, m=4, dim=1):
 # Masks on models
 # --------------------------------------------------------------------------------------------
 def _params(model: nn.Sequential) -> dict[str, tuple[nn.Module, str]]:
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be a compresslab.nn.Sequential, got {type(model).__name__}")
+    nn.check_model(model)
     return {name: (layer, attr) for name, layer, attr in model.named_parameters()}
 
 
 def prunable(model: nn.Sequential) -> list[str]:
-    """State-dict names of the weights usually pruned: every Linear/Conv2d ``weight``.
+    """Names of the weights usually pruned: every Linear and Conv2d ``weight``.
 
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential
+
+    Returns
+    -------
+    list of str
+        State-dict names such as ``"0.weight"`` (biases are not pruned).
+
+    Examples
+    --------
     >>> prunable(nn.mlp((64, 300, 100, 10)))
     ['0.weight', '2.weight', '4.weight']
     """
@@ -334,10 +392,33 @@ def prunable(model: nn.Sequential) -> list[str]:
 
 
 def apply_masks(model: nn.Sequential, masks: dict[str, Any]) -> nn.Sequential:
-    """Zero the pruned weights and store each mask in ``layer.masks[attr]`` (in place).
+    """Install masks in a model: zero the pruned weights and keep them zero while training.
 
-    The optimizers of :mod:`compresslab.nn` multiply every parameter by its mask after each step,
-    so pruned weights stay exactly zero during fine-tuning. Returns ``model``.
+    ``w <- w * mask`` for every entry of ``masks``, and the mask is stored in
+    ``layer.masks[attr]``; the optimizers of :mod:`compresslab.nn` multiply every parameter by its
+    mask after each step, so pruned weights stay exactly zero during fine-tuning.
+
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential
+        Changed in place.
+    masks : dict of {str: array_like}
+        ``{parameter name: 0/1 mask of the parameter's shape}``, e.g. from :func:`model_masks`.
+
+    Returns
+    -------
+    compresslab.nn.Sequential
+        ``model`` itself.
+
+    See Also
+    --------
+    remove_masks, masks_of, model_masks
+
+    Examples
+    --------
+    >>> m = apply_masks(nn.mlp((4, 3, 2)), {"0.weight": np.zeros((3, 4))})
+    >>> int(np.count_nonzero(m[0].weight)), list(m[0].masks)
+    (0, ['weight'])
     """
     params = _params(model)
     if not isinstance(masks, dict):
@@ -359,14 +440,47 @@ def apply_masks(model: nn.Sequential, masks: dict[str, Any]) -> nn.Sequential:
 
 
 def remove_masks(model: nn.Sequential) -> nn.Sequential:
-    """Forget the masks (pruned weights stay zero now but may grow back when trained)."""
+    """Forget a model's masks: pruned weights stay zero now but may grow back when trained.
+
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential
+        Changed in place.
+
+    Returns
+    -------
+    compresslab.nn.Sequential
+        ``model`` itself.
+
+    Examples
+    --------
+    >>> m = apply_masks(nn.mlp((4, 3, 2)), {"0.weight": np.zeros((3, 4))})
+    >>> masks_of(remove_masks(m))
+    {}
+    """
     for layer in model.layers:
         layer.masks = {}
     return model
 
 
 def masks_of(model: nn.Sequential) -> dict[str, np.ndarray]:
-    """The masks installed in ``model`` as a dict keyed by parameter name."""
+    """The masks installed in a model, keyed by parameter name.
+
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential
+
+    Returns
+    -------
+    dict of {str: numpy.ndarray}
+        The masks themselves (not copies).
+
+    Examples
+    --------
+    >>> m = apply_masks(nn.mlp((4, 3, 2)), {"2.weight": np.ones((2, 3))})
+    >>> list(masks_of(m))
+    ['2.weight']
+    """
     return {name: layer.masks[attr] for name, (layer, attr) in _params(model).items()
             if attr in layer.masks}
 
@@ -374,14 +488,33 @@ def masks_of(model: nn.Sequential) -> dict[str, np.ndarray]:
 def model_masks(model: nn.Sequential, amount: Any, *, method: str = "magnitude",
                 layers: Sequence[str] | dict[str, Any] | None = None, seed: Any = 0,
                 dim: int = 0) -> dict[str, np.ndarray]:
-    """Masks for several layers of ``model`` (not applied; see :func:`apply_masks`).
+    """Masks for several layers of a model, by one pruning method (not applied).
 
     Parameters
     ----------
-    amount : int or float, or None when ``layers`` is a dict {name: amount}
-    method : "magnitude" (per layer), "global" (one threshold over all ``layers``), "random",
-        "structured" (slices along ``dim``, L2) or "2:4".
-    layers : names of parameters (default :func:`prunable`), or a dict of per-layer amounts.
+    model : compresslab.nn.Sequential
+    amount : int or float, or None when ``layers`` is a dict
+        Count or fraction to prune in each layer (in all of them together for "global").
+    method : {"magnitude", "global", "random", "structured", "2:4"}, default "magnitude"
+        :func:`magnitude` per layer, :func:`global_magnitude` over all ``layers``,
+        :func:`random`, :func:`structured` (slices along ``dim``, L2) or :func:`n_m` with 2:4.
+    layers : list of str or dict of {str: amount}, optional
+        Parameter names (default :func:`prunable`), or a dict of per-layer amounts.
+    seed : int, numpy.random.Generator or None, default 0
+        Seed for ``method="random"``.
+    dim : int, default 0
+        Axis for ``method="structured"``.
+
+    Returns
+    -------
+    dict of {str: numpy.ndarray}
+        ``{parameter name: float32 0/1 mask}``; install them with :func:`apply_masks`.
+
+    Examples
+    --------
+    >>> masks = model_masks(nn.mlp((4, 3, 2), seed=0), 0.5)
+    >>> {name: int((mask == 0).sum()) for name, mask in masks.items()}
+    {'0.weight': 6, '2.weight': 3}
     """
     V.check_choice(method, "method", {"magnitude", "global", "random", "structured", "2:4"})
     params = _params(model)
@@ -414,6 +547,18 @@ def model_masks(model: nn.Sequential, amount: Any, *, method: str = "magnitude",
 
 @dataclass
 class LayerSparsity:
+    """Zeros and size of one parameter (a row of :class:`SparsityReport`).
+
+    Parameters
+    ----------
+    zeros : int
+    size : int
+
+    Examples
+    --------
+    >>> LayerSparsity(3, 4).sparsity
+    0.75
+    """
     zeros: int
     size: int
 
@@ -424,7 +569,25 @@ class LayerSparsity:
 
 @dataclass
 class SparsityReport:
-    """Zeros per parameter and in total. ``report.total`` is the overall fraction of zeros."""
+    """Zeros per parameter and in total; ``report.total`` is the overall fraction of zeros.
+
+    Parameters
+    ----------
+    layers : dict of {str: LayerSparsity}
+
+    Attributes
+    ----------
+    zeros, size, nonzero : int
+        Totals over all parameters.
+    total : float
+        ``zeros / size``.
+
+    Examples
+    --------
+    >>> rep = sparsity({"a": np.array([0.0, 1.0, 0.0, 1.0]), "b": np.zeros(4)})
+    >>> rep["a"], rep.zeros, rep.total
+    (0.5, 6, 0.75)
+    """
 
     layers: dict[str, LayerSparsity] = field(default_factory=dict)
 
@@ -461,12 +624,26 @@ class SparsityReport:
 def sparsity(model_or_masks: Any, layers: Sequence[str] | None = None) -> SparsityReport:
     """Fraction of zeros per layer and in total.
 
-    For a model: the zeros in each prunable weight (:func:`prunable`, or ``layers``); biases are
-    not counted, as in torch's pruning tutorial. For a dict of masks: the zeros of each mask.
+    ``sparsity = zeros / size``. For a model: the zeros in each prunable weight (:func:`prunable`,
+    or ``layers``); biases are not counted, as in torch's pruning tutorial. For a dict of arrays
+    (masks or weights): the zeros of each.
 
-    >>> m = nn.mlp((4, 3, 2)); _ = apply_masks(m, {"0.weight": magnitude(m[0].weight, 6)})
-    >>> sparsity(m).total == 6 / 18
-    True
+    Parameters
+    ----------
+    model_or_masks : compresslab.nn.Sequential or dict of {str: array_like}
+    layers : list of str, optional
+        Parameter names to count (models only; default :func:`prunable`).
+
+    Returns
+    -------
+    SparsityReport
+        Printable table; ``report.total`` and ``report[name]`` are fractions.
+
+    Examples
+    --------
+    >>> m = apply_masks(nn.mlp((4, 3, 2)), {"0.weight": np.zeros((3, 4))})
+    >>> sparsity(m).total == 12 / 18, sparsity(m)["0.weight"]
+    (True, 1.0)
     """
     if isinstance(model_or_masks, nn.Sequential):
         params = _params(model_or_masks)
@@ -596,7 +773,22 @@ def _take(layer: nn.Module, index: np.ndarray, axis: int) -> None:
 # Schedules (TF-MOT semantics: schedule(step) -> (should_prune, sparsity))
 # --------------------------------------------------------------------------------------------
 class ScheduleStep(NamedTuple):
-    """What a schedule says at one step: prune now?, and the target sparsity."""
+    """What a pruning schedule says at one step: prune now?, and the target sparsity.
+
+    A named tuple, so it unpacks like TF-MOT's ``(should_prune, sparsity)``; ``float(step)`` is
+    the sparsity.
+
+    Parameters
+    ----------
+    should_prune : bool
+    sparsity : float
+
+    Examples
+    --------
+    >>> should_prune, s = ScheduleStep(True, 0.5)
+    >>> should_prune, s, float(ScheduleStep(False, 0.25))
+    (True, 0.5, 0.25)
+    """
 
     should_prune: bool
     sparsity: float
@@ -622,11 +814,33 @@ def _should_prune(step, begin_step, end_step, frequency) -> bool:
 
 def constant(step: int, target_sparsity: float, begin_step: int = 0, end_step: int = -1,
              frequency: int = 100) -> ScheduleStep:
-    """Constant sparsity, as TF-MOT ``ConstantSparsity``: prune to ``target_sparsity`` every
-    ``frequency`` steps from ``begin_step`` to ``end_step`` (-1: no end).
+    """Constant sparsity schedule, as TF-MOT ``ConstantSparsity``.
 
-    >>> constant(200, 0.9)
-    ScheduleStep(should_prune=True, sparsity=0.9)
+    ``sparsity = target_sparsity``; ``should_prune`` is true every ``frequency`` steps (counted
+    from ``begin_step``) for ``begin_step <= step <= end_step`` (``end_step = -1``: no end).
+
+    Parameters
+    ----------
+    step : int >= 0
+    target_sparsity : float in [0, 1]
+    begin_step : int >= 0, default 0
+    end_step : int, default -1
+        Last step that may prune, or -1 for no end.
+    frequency : int >= 1, default 100
+
+    Returns
+    -------
+    ScheduleStep
+        ``(should_prune, sparsity)``.
+
+    See Also
+    --------
+    polynomial_decay : the gradual (AGP) schedule.
+
+    Examples
+    --------
+    >>> constant(200, 0.9), constant(250, 0.9)
+    (ScheduleStep(should_prune=True, sparsity=0.9), ScheduleStep(should_prune=False, sparsity=0.9))
     """
     V.check_int(step, "step", 0)
     s = V.check_float(target_sparsity, "target_sparsity", 0.0, 1.0)
@@ -636,7 +850,9 @@ def constant(step: int, target_sparsity: float, begin_step: int = 0, end_step: i
 
 def polynomial_decay(step: int, initial_sparsity: float, final_sparsity: float, begin_step: int,
                      end_step: int, power: float = 3, frequency: int = 100) -> ScheduleStep:
-    """Automated gradual pruning schedule (Zhu & Gupta 2017), as TF-MOT ``PolynomialDecay``::
+    """Automated gradual pruning schedule (Zhu & Gupta 2017), as TF-MOT ``PolynomialDecay``.
+
+    ::
 
         p = clip((step - begin_step) / (end_step - begin_step), 0, 1)
         sparsity = final + (initial - final) * (1 - p) ** power
@@ -645,9 +861,28 @@ def polynomial_decay(step: int, initial_sparsity: float, final_sparsity: float, 
     (counted from ``begin_step``). Sparsity rises fast at first, when the network has many
     redundant weights, and slowly at the end.
 
+    Parameters
+    ----------
+    step : int >= 0
+    initial_sparsity, final_sparsity : float in [0, 1]
+    begin_step, end_step : int
+        The ramp runs from ``begin_step`` to ``end_step >= begin_step``.
+    power : float > 0, default 3
+    frequency : int >= 1, default 100
+
     Returns
     -------
-    ScheduleStep(should_prune, sparsity), a named tuple (unpack like TF-MOT's result).
+    ScheduleStep
+        ``(should_prune, sparsity)``, a named tuple (unpack like TF-MOT's result).
+
+    See Also
+    --------
+    constant, agp
+
+    References
+    ----------
+    .. [1] M. Zhu, S. Gupta, "To prune, or not to prune: exploring the efficacy of pruning for
+       model compression", ICLR Workshop 2018, arXiv:1710.01878.
 
     Examples
     --------
@@ -675,26 +910,47 @@ def fit_pruned(model: nn.Sequential, X, y, *, schedule: Callable[[int], Any],
                layers: Sequence[str] | None = None, method: str = "magnitude",
                epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, val=None, seed: Any = 0,
                progress: bool = True, desc: str = "pruning", **fit_kwargs) -> nn.History:
-    """Train while pruning by ``schedule``; pruned weights stay exactly zero.
+    """Train while pruning by a schedule; pruned weights stay exactly zero.
 
     After every optimizer step ``t`` (0, 1, 2, ... over all epochs) the callback asks
     ``schedule(t) -> (should_prune, sparsity)``; when told to prune, it recomputes the masks of
     ``layers`` at that sparsity by magnitude (``method="magnitude"`` per layer, or ``"global"``)
     and installs them with :func:`apply_masks`. Already-pruned weights are zero, hence smallest,
-    so masks only grow. Between updates :func:`compresslab.nn.fit`'s optimizer keeps pruned
+    so masks only grow. Between updates the optimizer of :func:`compresslab.nn.fit` keeps pruned
     weights at zero.
 
     Parameters
     ----------
-    schedule : callable step -> (should_prune, sparsity), e.g.
-        ``lambda t: polynomial_decay(t, 0.0, 0.9, 0, 600, frequency=20)``
-    layers : parameter names to prune (default :func:`prunable`)
-    method : "magnitude" or "global"
-    Other arguments are passed to :func:`compresslab.nn.fit`.
+    model : compresslab.nn.Sequential
+        Trained in place.
+    X, y : array_like
+        Training inputs and labels.
+    schedule : callable
+        ``step -> (should_prune, sparsity)``, e.g.
+        ``lambda t: polynomial_decay(t, 0.0, 0.9, 0, 600, frequency=20)``.
+    layers : list of str, optional
+        Parameter names to prune (default :func:`prunable`).
+    method : {"magnitude", "global"}, default "magnitude"
+    epochs, batch_size, lr, val, seed, progress, desc, **fit_kwargs
+        Passed to :func:`compresslab.nn.fit`.
 
     Returns
     -------
-    nn.History
+    compresslab.nn.History
+
+    See Also
+    --------
+    agp : this with a polynomial-decay schedule.
+
+    Examples
+    --------
+    >>> g = np.random.default_rng(0)
+    >>> X, y = g.normal(size=(64, 4)), g.integers(0, 2, 64)
+    >>> m = nn.mlp((4, 8, 2), seed=0)
+    >>> _ = fit_pruned(m, X, y, schedule=lambda t: constant(t, 0.5, frequency=1), epochs=2,
+    ...                progress=False)
+    >>> sparsity(m).total
+    0.5
     """
     if not callable(schedule):
         raise TypeError(f"schedule must be a callable step -> (should_prune, sparsity), got "
@@ -716,11 +972,47 @@ def fit_pruned(model: nn.Sequential, X, y, *, schedule: Callable[[int], Any],
 def agp(model: nn.Sequential, X, y, final_sparsity: float, *, epochs: int = 10,
         prune_fraction: float = 0.7, initial_sparsity: float = 0.0, frequency: int = 10,
         batch_size: int = 32, **kwargs) -> nn.History:
-    """Automated gradual pruning: :func:`fit_pruned` with a :func:`polynomial_decay` schedule
-    that reaches ``final_sparsity`` after ``prune_fraction`` of the training steps, then
-    fine-tunes at that sparsity for the rest (Zhu & Gupta 2017).
+    """Automated gradual pruning (AGP): train while the sparsity rises to ``final_sparsity``.
 
-    The end step is a multiple of ``frequency`` so the final sparsity is really applied.
+    :func:`fit_pruned` with a :func:`polynomial_decay` schedule (power 3) that reaches
+    ``final_sparsity`` after ``prune_fraction`` of the training steps, then fine-tunes at that
+    sparsity for the rest (Zhu & Gupta 2017). The end step is a multiple of ``frequency``, so the
+    final sparsity is really applied.
+
+    Parameters
+    ----------
+    model : compresslab.nn.Sequential
+        Trained in place.
+    X, y : array_like
+        Training inputs and labels.
+    final_sparsity : float in [0, 1]
+    epochs : int >= 1, default 10
+    prune_fraction : float in (0, 1], default 0.7
+        Share of the training steps spent raising the sparsity.
+    initial_sparsity : float in [0, 1], default 0.0
+    frequency : int >= 1, default 10
+        Steps between mask updates.
+    batch_size : int, default 32
+    **kwargs
+        Passed to :func:`fit_pruned` (``layers``, ``method``, ``lr``, ``seed``, ``progress``, ...).
+
+    Returns
+    -------
+    compresslab.nn.History
+
+    References
+    ----------
+    .. [1] M. Zhu, S. Gupta, "To prune, or not to prune: exploring the efficacy of pruning for
+       model compression", ICLR Workshop 2018, arXiv:1710.01878.
+
+    Examples
+    --------
+    >>> g = np.random.default_rng(0)
+    >>> X, y = g.normal(size=(64, 4)), g.integers(0, 2, 64)
+    >>> m = nn.mlp((4, 8, 2), seed=0)
+    >>> _ = agp(m, X, y, 0.75, epochs=2, frequency=1, progress=False)
+    >>> sparsity(m).total
+    0.75
     """
     V.check_float(prune_fraction, "prune_fraction", 0.0, 1.0, low_open=True)
     frequency = V.check_int(frequency, "frequency", 1)
@@ -742,8 +1034,26 @@ def agp(model: nn.Sequential, X, y, final_sparsity: float, *, epochs: int = 10,
 # --------------------------------------------------------------------------------------------
 @dataclass
 class SensitivityResult:
-    """Accuracy after pruning one layer at a time: ``accuracy[i, j]`` for ``layers[i]`` at
-    ``sparsities[j]`` (the other layers untouched); ``baseline`` is the unpruned accuracy."""
+    """Accuracy after pruning one layer at a time (the result of :func:`sensitivity_scan`).
+
+    Parameters
+    ----------
+    layers : list of str
+        Parameter names.
+    sparsities : numpy.ndarray
+        The scanned fractions.
+    accuracy : numpy.ndarray, shape (len(layers), len(sparsities))
+        ``accuracy[i, j]``: ``layers[i]`` pruned to ``sparsities[j]``, the other layers untouched.
+    baseline : float
+        Accuracy of the unpruned model.
+    method : str, default "magnitude"
+
+    Examples
+    --------
+    >>> r = SensitivityResult(["0.weight"], np.array([0.0, 0.5, 0.9]), np.array([[0.9, 0.9, 0.5]]), 0.9)
+    >>> r.max_sparsity(max_drop=0.01)
+    {'0.weight': 0.5}
+    """
 
     layers: list[str]
     sparsities: np.ndarray
@@ -769,17 +1079,34 @@ class SensitivityResult:
 
 def sensitivity_scan(model: nn.Sequential, layers: Sequence[str] | None, sparsities, X_val, y_val,
                      *, method: str = "magnitude", progress: bool = True) -> SensitivityResult:
-    """Prune one layer at a time at each sparsity and measure validation accuracy.
+    """Prune one layer at a time at each sparsity and measure the validation accuracy.
 
     Parameters
     ----------
-    layers : parameter names (default :func:`prunable`)
-    sparsities : fractions in [0, 1]
-    method : "magnitude", "random" or "structured" (whole rows / filters, L2)
+    model : compresslab.nn.Sequential
+        Left unchanged (each layer is restored after its scan).
+    layers : list of str or None
+        Parameter names (None: :func:`prunable`).
+    sparsities : array_like of float in [0, 1]
+    X_val, y_val : array_like
+        Validation data.
+    method : {"magnitude", "random", "structured"}, default "magnitude"
+        "structured" prunes whole rows / filters by L2 norm.
+    progress : bool, default True
+        Show a progress bar.
 
     Returns
     -------
-    SensitivityResult (``.accuracy`` has shape (len(layers), len(sparsities))).
+    SensitivityResult
+        ``.accuracy`` has shape (len(layers), len(sparsities)).
+
+    Examples
+    --------
+    >>> g = np.random.default_rng(0)
+    >>> X, y = g.normal(size=(20, 4)), g.integers(0, 2, 20)
+    >>> r = sensitivity_scan(nn.mlp((4, 8, 2), seed=0), None, [0.0, 0.5], X, y, progress=False)
+    >>> r.layers, r.accuracy.shape
+    (['0.weight', '2.weight'], (2, 2))
     """
     V.check_choice(method, "method", {"magnitude", "random", "structured"})
     params = _params(model)

@@ -24,6 +24,23 @@ def test_torch_in_torch_out_same_device_and_dtype(torch):
     assert all(isinstance(a, torch.Tensor) for a in lst)
 
 
+def test_dict_of_tensors_in_dict_of_tensors_out(torch):
+    """A state dict {name: tensor} reaches the function as NumPy and comes back as tensors."""
+    seen = []
+
+    @backend.same_kind
+    def halves(weights):
+        seen.extend(type(v) for v in weights.values())
+        return {k: v / 2 for k, v in weights.items()}
+
+    x = torch.arange(4.0)
+    out = halves({"a": x, "b": 2 * x})
+    assert seen == [np.ndarray, np.ndarray] and list(out) == ["a", "b"]
+    assert all(isinstance(v, torch.Tensor) and v.device == x.device for v in out.values())
+    assert torch.equal(out["b"], x)
+    assert isinstance(halves({"a": np.arange(4.0)})["a"], np.ndarray)
+
+
 @pytest.mark.skipif(not backend.cuda_available(), reason="needs a CUDA device")
 def test_cuda_tensors_come_back_on_the_gpu(torch):
     x = torch.arange(4.0, device="cuda")

@@ -23,9 +23,13 @@ def _loop_solution(w, bits):
     end = last[-1] + 1 if last.size else 0
     for x in w[:end]:
         if x != 0:
-            values.append(x); gaps.append(run); run = 0
+            values.append(x)
+            gaps.append(run)
+            run = 0
         elif run == 2 ** bits - 1:
-            values.append(0.0); gaps.append(run); run = 0
+            values.append(0.0)
+            gaps.append(run)
+            run = 0
         else:
             run += 1
     return np.array(values), np.array(gaps)

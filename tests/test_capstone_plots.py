@@ -1,12 +1,10 @@
 """Capstone figures draw what they are given (no algorithms inside), and stay readable."""
 from __future__ import annotations
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # the Agg backend: set by the root conftest.py
+import numpy as np
 
-import compresslab as cl  # noqa: E402
+import compresslab as cl
 
 
 def _rows():
@@ -41,4 +39,8 @@ def test_stage_and_breakdown_plots():
     plt.close(fig)
     fig = cl.plots.capstone.weight_histograms([m[0].weight, m[2].weight], ["a", "b"])
     assert len(fig.axes) == 2
+    for ax, w in zip(fig.axes, [m[0].weight, m[2].weight]):   # only the non-zero weights are drawn
+        assert sum(p.get_height() for p in ax.patches) == np.count_nonzero(w)
+        assert f"{np.count_nonzero(w):,} non-zero" in ax.get_title()
+    assert np.count_nonzero(m[0].weight) < m[0].weight.size
     plt.close(fig)

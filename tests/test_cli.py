@@ -144,7 +144,7 @@ def _alive(pid):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_lab_serves_the_lessons_and_stops_cleanly(tmp_path, sig):
-    pytest.importorskip("jupyterlab")
+    import jupyterlab  # noqa: F401  (the test extra installs it: a broken install fails here, loudly)
     port, token = _free_port(), "compresslab-test-token"
     workdir = tmp_path / "lessons"
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),

@@ -25,7 +25,8 @@ def soft_right(s, t, T):
 SOFT_WRONG = {
     "T**2 times too small": lambda s, t, T: _kl(_lsm(t, T), _lsm(s, T)).mean(),
     "wrong way round": lambda s, t, T: T * T * _kl(_lsm(s, T), _lsm(t, T)).mean(),
-    "LOG-probabilities belong (torch": lambda s, t, T: T * T * (np.exp(_lsm(t, T)) * (_lsm(t, T) - np.exp(_lsm(s, T)))).sum(1).mean(),
+    "LOG-probabilities belong (torch":
+        lambda s, t, T: T * T * (np.exp(_lsm(t, T)) * (_lsm(t, T) - np.exp(_lsm(s, T)))).sum(1).mean(),
     "teacher only": lambda s, t, T: T * T * _kl(_lsm(t, T), _lsm(s)).mean(),
     "student only": lambda s, t, T: T * T * _kl(_lsm(t), _lsm(s, T)).mean(),
     "forgot the temperature": lambda s, t, T: T * T * _kl(_lsm(t), _lsm(s)).mean(),
@@ -44,7 +45,8 @@ def _ce(s, y, T=1.0):
 
 
 FULL_WRONG = {
-    "hard-label cross-entropy uses the ordinary softmax": lambda s, t, y, T, a: (1 - a) * _ce(s, y, T) + a * soft_right(s, t, T),
+    "hard-label cross-entropy uses the ordinary softmax":
+        lambda s, t, y, T, a: (1 - a) * _ce(s, y, T) + a * soft_right(s, t, T),
     "missing its T**2": lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * soft_right(s, t, T) / T ** 2,
     "wrong way round": lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl(_lsm(s, T), _lsm(t, T)).mean(),
     "alpha weighs the wrong term": lambda s, t, y, T, a: a * _ce(s, y) + (1 - a) * soft_right(s, t, T),

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import compresslab as cl
@@ -106,10 +107,11 @@ def test_relative_index_empty_and_all_zeros(w):
 
 
 def test_relative_index_single_and_overflow():
-    w = np.zeros(1); w[0] = 2.0
+    w = np.array([2.0])
     v, g = E.relative_index_encode(w, 1)
     assert v.tolist() == [2.0] and g.tolist() == [0]
-    w = np.zeros(100); w[-1] = 1.0          # 99 zeros, 2-bit gaps: 24 fillers (each covers 4)
+    w = np.zeros(100)
+    w[-1] = 1.0                              # 99 zeros, 2-bit gaps: 24 fillers (each covers 4)
     v, g = E.relative_index_encode(w, 2)
     assert v.size == 99 // 4 + 1 and (v[:-1] == 0).all() and g[-1] == 99 % 4
     np.testing.assert_array_equal(E.relative_index_decode(v, g, 100), w)
@@ -276,7 +278,7 @@ def test_sizes_are_bytes_produced():
     assert dense.nbytes == cl.nn.nbytes(m)                       # 4 bytes per parameter
     packed = E.pack_model(m, sparse=True, codebook=True, huffman=False, gap_bits=4)
     expect = 0
-    for name, layer, attr in m.named_parameters():
+    for _name, layer, attr in m.named_parameters():
         w = getattr(layer, attr)
         if attr == "bias":
             expect += w.size * 4
@@ -304,7 +306,7 @@ def test_float16_biases(tmp_path):
     m = _pruned_shared()
     E.save(m, tmp_path / "h.npz", bias_dtype="float16")
     back = E.load(tmp_path / "h.npz")
-    for (n, l, a), (_, l2, a2) in zip(m.named_parameters(), back.named_parameters()):
+    for (_, l, a), (_, l2, a2) in zip(m.named_parameters(), back.named_parameters()):
         want = getattr(l, a).astype(np.float16).astype(np.float32) if a == "bias" else getattr(l, a)
         np.testing.assert_array_equal(getattr(l2, a2), want)
 
@@ -327,7 +329,7 @@ def test_corrupt_truncated_and_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="truncated|corrupt"):
         E.load(tmp_path / "t.npz")
     # one payload byte flipped, zip CRC patched so only our checksum can notice
-    blob = E.load(p, packed=True).to_bytes()
+    blob = E.load_packed(p).to_bytes()
     bad = bytearray(blob)
     bad[len(bad) // 2] ^= 0xFF
     q = tmp_path / "flip.npz"

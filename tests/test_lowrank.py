@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import compresslab as cl
@@ -61,10 +62,10 @@ def test_choose_rank_rules():
 def test_factorize_linear_computes_the_same_function():
     m = cl.nn.mlp((64, 300, 100, 10), seed=0)
     X = np.random.default_rng(2).random((9, 64), dtype=np.float32)
-    full, info = L.factorize(m, rank=100, layers=["2"], only_if_smaller=False, return_info=True)
+    full, info = L.factorize(m, rank=100, layers=["2"], only_if_smaller=False)
     assert len(full) == len(m) + 1 and info[0].rank == 100
     np.testing.assert_allclose(cl.nn.predict(full, X), cl.nn.predict(m, X), atol=1e-4)
-    small, info = L.factorize(m, rank=16, layers=["2"], return_info=True)
+    small, info = L.factorize(m, rank=16, layers=["2"])
     assert info[0].params_after == 16 * (300 + 100) and cl.nn.num_params(small) < cl.nn.num_params(m)
     # the error of the factorised layer is the Eckart-Young one
     a, b = small.layers[2].weight, small.layers[3].weight
@@ -75,12 +76,12 @@ def test_factorize_linear_computes_the_same_function():
 
 def test_factorize_budget_energy_and_skip():
     m = cl.nn.mlp((64, 300, 100, 10), seed=0)
-    small, info = L.factorize(m, max_params={"0": 3640, "2": 4000}, layers=["0", "2"], return_info=True)
+    small, info = L.factorize(m, max_params={"0": 3640, "2": 4000}, layers=["0", "2"])
     assert info[0].params_after <= 3640 and info[1].params_after <= 4000
-    _, info = L.factorize(m, energy=0.5, return_info=True)
+    _, info = L.factorize(m, energy=0.5)
     for i in info:
         assert 0.5 <= i.energy <= 1.0
-    _, info = L.factorize(m, rank=10, layers=["4"], return_info=True)     # 10x100: no saving
+    _, info = L.factorize(m, rank=10, layers=["4"])     # 10x100: no saving
     assert info[0].params_after == info[0].params_before
     with pytest.raises(ValueError, match="not the index of a Linear"):
         L.factorize(m, rank=3, layers=["1"])
@@ -93,7 +94,7 @@ def test_fine_tune_recovers_accuracy():
     m = cl.nn.mlp((64, 64, 10), seed=0)
     cl.nn.fit(m, d.X_train, d.y_train, epochs=15, progress=False)
     base = cl.nn.evaluate(m, d.X_val, d.y_val)
-    small = L.factorize(m, rank=3, layers=["0"])
+    small, _ = L.factorize(m, rank=3, layers=["0"])
     before = cl.nn.evaluate(small, d.X_val, d.y_val)
     L.fine_tune(small, d.X_train, d.y_train, epochs=10, lr=3e-3, progress=False)
     after = cl.nn.evaluate(small, d.X_val, d.y_val)

@@ -1,9 +1,9 @@
 """compresslab.nn: gradients against finite differences and torch autograd, training, files."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import compresslab as cl
 from compresslab import nn
 
 
@@ -211,7 +211,7 @@ def test_save_load_round_trip_with_masks_and_extra(tmp_path, rng):
     model[0].masks["weight"] = (rng.random(model[0].weight.shape) > 0.5).astype(np.float32)
     size = nn.save(model, tmp_path / "m.npz", extra={"codebook": np.arange(4, dtype=np.float32)})
     assert size == (tmp_path / "m.npz").stat().st_size > 0
-    back, extra = nn.load(tmp_path / "m.npz", with_extra=True)
+    back, extra = nn.load_with_extra(tmp_path / "m.npz")
     x = rng.normal(size=(3, 1, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(back(x), model(x))
     np.testing.assert_array_equal(back[0].masks["weight"], model[0].masks["weight"])

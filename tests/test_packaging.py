@@ -1,8 +1,8 @@
 """environment.yml and pyproject.toml name the same dependencies; the README has two commands."""
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +74,15 @@ def test_torch_tests_are_skipped_with_the_install_line_when_torch_is_missing(tmp
     assert sum(map(int, skipped)) >= 8, out.stdout[-3000:]
     assert re.search(r"^\d+ tests? skipped because torch is not installed", out.stdout, re.M)
     assert re.search(r"\d+ passed", out.stdout)  # the NumPy-only tests in those files still ran
+
+
+def test_the_version_is_stated_once():
+    """pyproject.toml reads the version from compresslab/__init__.py; the changelog names it."""
+    import importlib.metadata
+
+    import compresslab
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert importlib.metadata.version("compresslab") == compresslab.__version__
+    assert f"## {compresslab.__version__}" in (ROOT / "CHANGELOG.md").read_text()

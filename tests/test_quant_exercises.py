@@ -45,7 +45,7 @@ def test_affine_qparams_checker():
 
     def variant(scale=None, zp=None):
         def f(lo, hi, bits):
-            qmin, qmax = 0, 2 ** bits - 1
+            qmax = 2 ** bits - 1               # qmin = 0
             s = scale(lo, hi, qmax) if scale else (hi - lo) / qmax
             return s, (zp(lo, s, qmax) if zp else int(np.clip(np.rint(-lo / s), 0, qmax)))
         return f
@@ -80,7 +80,8 @@ def test_symmetric_checker():
         "off by one: a signed": variant(lambda b: 2 ** (b - 1)),
         "off by one in the scale": variant(lambda b: 2 ** (b - 1) - 1, lambda x, b: np.abs(x).max() / 2 ** (b - 1)),
         "unsigned maximum": variant(lambda b: 2 ** b - 1),
-        "not from (max - min)": variant(lambda b: 2 ** (b - 1) - 1, lambda x, b: (x.max() - x.min()) / (2 ** (b - 1) - 1)),
+        "not from (max - min)": variant(lambda b: 2 ** (b - 1) - 1,
+                                        lambda x, b: (x.max() - x.min()) / (2 ** (b - 1) - 1)),
         "not max(x)": variant(lambda b: 2 ** (b - 1) - 1, lambda x, b: x.max() / (2 ** (b - 1) - 1)),
     }
     for hint, fn in wrong.items():

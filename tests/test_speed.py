@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compresslab import nn, speed
 
 
 # ------------------------------------------------------------------ a fake clock for exact tests
 class FakeClock:
-    """Replaces time.perf_counter inside compresslab.speed so durations are exactly known."""
+    """Replaces time.perf_counter inside compresslab.speed.timing so durations are exactly known."""
 
     def __init__(self):
         self.now = 0.0
@@ -33,7 +33,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     c = FakeClock()
-    monkeypatch.setattr(speed.time, "perf_counter", c)
+    monkeypatch.setattr(speed.timing.time, "perf_counter", c)
     return c
 
 
@@ -247,10 +247,25 @@ def test_roofline_model():
     assert p["intensity"] == 2 and p["attainable"] == 20e9 and p["fraction_of_roof"] == 0.1
 
 
-def test_measure_roofline_is_quick_and_plausible():
-    t0 = time.perf_counter()
+def test_measure_roofline_formulas_and_work_with_a_ticking_clock(monkeypatch):
+    """With a clock that advances 1 ms per reading, every timed sample lasts exactly 1 ms: the
+    peak is 2 n^3 / 1 ms, the bandwidth 2 x bytes / 1 ms, and the clock is read twice per
+    sample, so the work is bounded: ``repeat`` timed matmuls and ``repeat`` timed copies."""
+    reads = []
+
+    def tick():
+        reads.append(None)
+        return 1e-3 * len(reads)
+    monkeypatch.setattr(speed.timing.time, "perf_counter", tick)
     r = speed.measure_roofline(n=512, mbytes=32, repeat=3)
-    assert time.perf_counter() - t0 < 10
+    assert len(reads) == 2 * (3 + 3)
+    assert r.peak_flops == pytest.approx(2 * 512 ** 3 / 1e-3)
+    assert r.bandwidth == pytest.approx(2 * 32 * 2 ** 20 / 1e-3)
+    assert r.ridge == pytest.approx(r.peak_flops / r.bandwidth)
+
+
+def test_measure_roofline_is_plausible():
+    r = speed.measure_roofline(n=512, mbytes=32, repeat=3)
     assert 1e8 < r.peak_flops < 1e14 and 1e8 < r.bandwidth < 1e13
     assert json.loads(json.dumps(r.to_dict()))["ridge"] == pytest.approx(r.ridge)
 
@@ -304,9 +319,13 @@ def test_cpu_gpu_sweep_structure_on_cpu():
     m = speed.mlp_torch((32, 64, 10))
     sw = speed.cpu_gpu_sweep(m, batches=[1, 8], device="cpu", repeat=3)
     assert [r["batch"] for r in sw["rows"]] == [1, 8]
+    assert sw["device"] == "cpu"
     for r in sw["rows"]:
         assert r["cpu_s"] > 0 and r["device_s"] > 0 and r["device_with_transfer_s"] > 0
-    json.dumps(sw)
+        # each speedup is the ratio of the two medians reported next to it
+        assert r["speedup_compute"] == pytest.approx(r["cpu_s"] / r["device_s"])
+        assert r["speedup_with_transfer"] == pytest.approx(r["cpu_s"] / r["device_with_transfer_s"])
+    assert json.loads(json.dumps(sw)) == sw
 
 
 def test_cpu_gpu_sweep_refuses_missing_cuda(torch):
@@ -335,6 +354,32 @@ def test_gpu_reference_loader(tmp_path):
     ref = speed.load_gpu_reference()  # the shipped file, if the lead has measured one
     if ref is not None:
         assert "cuda" in ref["device"] and ref["rows"]
+
+
+def test_gpu_reference_path_is_the_shipped_datasets_file():
+    from pathlib import Path
+
+    import compresslab
+    expected = Path(compresslab.__file__).parent / "datasets" / "gpu_reference.json"
+    assert Path(speed.GPU_REFERENCE_PATH).resolve() == expected.resolve()
+
+
+def test_package_reexports_every_public_name_of_its_modules():
+    from compresslab.speed import cost, gpu, laws, timing, variants
+    seen = set()
+    for mod in (timing, cost, laws, variants, gpu):
+        assert mod.__doc__ and mod.__all__
+        for name in mod.__all__:
+            assert getattr(speed, name) is getattr(mod, name), f"speed.{name} is not {mod.__name__}.{name}"
+            assert name not in seen, f"{name} is exported by two modules"
+            seen.add(name)
+    assert seen == set(speed.__all__)
+    # private helpers other modules use through the package
+    assert speed._forward is variants._forward and speed._BITS is variants._BITS
+    assert speed._is_torch_module is cost._is_torch_module
+    # the benchmark program lives in compresslab.bench, not here
+    for name in ("standard_benchmark", "required_ratios", "report_table", "run_bench", "_json_default"):
+        assert not hasattr(speed, name)
 
 
 def test_set_threads_global_and_restorable(torch):

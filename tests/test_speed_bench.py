@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from compresslab import nn, speed
+from compresslab import bench, speed
 
 pytestmark = pytest.mark.torch  # every test here times torch models
 
@@ -38,11 +38,11 @@ def test_variants_shapes_and_outputs(variants, torch):
 
 @pytest.fixture(scope="module")
 def report():
-    return speed.standard_benchmark(batch=8, sizes=(64, 128, 128, 10), repeat=5, progress=False)
+    return bench.standard_benchmark(batch=8, sizes=(64, 128, 128, 10), repeat=5, progress=False)
 
 
 def test_standard_benchmark_report(report):
-    d = json.loads(json.dumps(report, default=speed._json_default))
+    d = json.loads(json.dumps(report, default=bench._json_default))
     names = [r["name"] for r in d["models"]["rows"]]
     assert names == ["dense", "masked", "shrunk", "int8", "shrunk+int8"]
     rows = {r["name"]: r for r in d["models"]["rows"]}
@@ -59,25 +59,25 @@ def test_standard_benchmark_report(report):
     assert set(d["required"]) == {"shrunk_vs_dense", "int8_vs_float32", "csr_vs_dense_batch1"}
     for r in d["required"].values():
         assert r["met"] == (r["ci"][0] >= r["target"])   # the whole interval must reach the target
-    text = speed.report_table(report)
+    text = bench.report_table(report)
     assert "required ratios" in text and "shrunk+int8" in text
 
 
 def test_missing_variant_is_not_met():
     report = {"models": {"rows": [{"name": "dense", "speedup": 1.0, "ci_low": 1.0, "ci_high": 1.0}]},
               "csr": {"rows": []}}
-    req = speed.required_ratios(report)
+    req = bench.required_ratios(report)
     assert set(req) == {"shrunk_vs_dense", "int8_vs_float32", "csr_vs_dense_batch1"}
     assert not any(r["met"] for r in req.values())
 
 
 def test_standard_benchmark_rejects_bad_arguments():
     with pytest.raises(ValueError, match="sizes"):
-        speed.standard_benchmark(sizes=(4, 2), progress=False)
+        bench.standard_benchmark(sizes=(4, 2), progress=False)
     with pytest.raises(ValueError, match="sparsity"):
-        speed.standard_benchmark(sparsity=1.0, progress=False)
+        bench.standard_benchmark(sparsity=1.0, progress=False)
     with pytest.raises(ValueError, match="variants"):
-        speed.standard_benchmark(sizes=(8, 8, 2), variants=["dense", "fp16"], progress=False)
+        bench.standard_benchmark(sizes=(8, 8, 2), variants=["dense", "fp16"], progress=False)
 
 
 def test_cli_bench_writes_json_and_png(tmp_path, capsys):
@@ -109,9 +109,16 @@ def test_plots(report):
     fig = sp.roofline(roof, [{"name": "a", "intensity": 1.0, "achieved": 5e9},
                              {"name": "b", "intensity": 30.0}])
     assert fig.axes[0].get_xscale() == "log"
-    fig = sp.amdahl(0.8, 8, measured={1: 1.0, 2: 1.6}, fitted_p=0.75)
+    n = np.arange(1, 9)
+    fig = sp.amdahl(n, speed.amdahl(0.8, n), p=0.8, gustafson=speed.gustafson(0.8, n),
+                    limit=1 / (1 - 0.8), fitted=speed.amdahl(0.75, n), fitted_p=0.75,
+                    measured={1: 1.0, 2: 1.6})
     ys = [l.get_ydata() for l in fig.axes[0].lines]
-    assert any(np.allclose(y, speed.amdahl(0.8, np.arange(1, 9))) for y in ys if len(y) == 8)
+    assert any(np.allclose(y, speed.amdahl(0.8, n)) for y in ys if len(y) == 8)
+    assert any(np.allclose(y, speed.gustafson(0.8, n)) for y in ys if len(y) == 8)
+    assert any(np.allclose(y, 5.0) for y in ys if len(y) == 2)  # Amdahl's limit 1 / (1 - p)
+    labels = [l.get_label() for l in fig.axes[0].lines]
+    assert "Amdahl, p = 0.80" in labels and "fit to measured, p = 0.75" in labels
     fig = sp.sparsity_sweep([0.5, 0.9], {1: [0.5, 2.0], 64: [0.2, 0.8]})
     assert len(fig.axes[0].lines) == 3
     sw = {"rows": [{"batch": 1, "cpu_s": 1e-3, "device_s": 1e-4, "device_with_transfer_s": 2e-4},

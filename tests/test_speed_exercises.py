@@ -1,10 +1,9 @@
 """Lesson 04 checkers: the reference passes, classic mistakes get their specific hint."""
 from __future__ import annotations
 
-import pytest
-
 from compresslab import speed
-from compresslab.exercises import FAIL, NOT_ATTEMPTED, PASS, lesson04 as ex
+from compresslab.exercises import FAIL, NOT_ATTEMPTED, PASS
+from compresslab.exercises import lesson04 as ex
 
 
 def _nie(*_a, **_k):

@@ -9,8 +9,23 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._core import (ERROR, FAIL, NOT_ATTEMPTED, PASS, REGISTRY, Case, CheckResult, Feedback,
-                    Mistake, checker, compare_cases, reset, results, results_as_dicts, same)
+from ._core import (
+    ERROR,
+    FAIL,
+    NOT_ATTEMPTED,
+    PASS,
+    REGISTRY,
+    Case,
+    CheckResult,
+    Feedback,
+    Mistake,
+    checker,
+    compare_cases,
+    reset,
+    results,
+    results_as_dicts,
+    same,
+)
 
 __all__ = ["PASS", "FAIL", "NOT_ATTEMPTED", "ERROR", "Case", "CheckResult", "Feedback", "Mistake",
            "checker", "compare_cases", "results", "results_as_dicts", "reset", "same", "all_checkers"]

@@ -281,8 +281,9 @@ def check_choose_sparsities(choose_sparsities):
             choice = {k: float(v) for k, v in got.items()}
         except (TypeError, ValueError):
             raise Feedback("each value must be a number (a sparsity in [0, 1])") from None
-        def on_grid(v):
-            return np.min(np.abs(scan.sparsities - v)) <= 1e-6
+
+        def on_grid(v, grid=scan.sparsities):
+            return np.min(np.abs(grid - v)) <= 1e-6
 
         if not all(map(on_grid, choice.values())) and all(on_grid(1 - v) for v in choice.values()):
             raise Feedback("your values look like the fraction of weights *kept* (1 - sparsity); "

@@ -213,7 +213,8 @@ def check_symmetric_quantize(symmetric_quantize):
         Mistake(_sym_mistake(lambda b: 2 ** b - 1),
                 "qmax = 2**bits - 1 is the unsigned maximum; symmetric quantization uses signed "
                 "integers: qmax = 2**(bits-1) - 1."),
-        Mistake(_sym_mistake(lambda b: 2 ** (b - 1) - 1, scale_fn=lambda x, b: float(x.max() - x.min()) / (2 ** (b - 1) - 1)),
+        Mistake(_sym_mistake(lambda b: 2 ** (b - 1) - 1,
+                             scale_fn=lambda x, b: float(x.max() - x.min()) / (2 ** (b - 1) - 1)),
                 "the symmetric scale comes from max|x|, not from (max - min)."),
         Mistake(_sym_mistake(lambda b: 2 ** (b - 1) - 1, scale_fn=lambda x, b: float(x.max()) / (2 ** (b - 1) - 1)),
                 "use max(|x|) (np.abs(x).max()), not max(x): the most negative value may be larger "

@@ -113,10 +113,6 @@ def check_soft_loss(soft_loss):
 # --------------------------------------------------------------------------------------------
 # Exercise 3.2: the whole distillation loss
 # --------------------------------------------------------------------------------------------
-def _full(s, t, y, T, alpha):
-    return (1 - alpha) * _ce(s, y) + alpha * _soft(s, t, T)
-
-
 _FULL_MISTAKES = [
     Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y, T) + a * _soft(s, t, T),
             "the temperature belongs to the soft term only: the hard-label cross-entropy uses the "

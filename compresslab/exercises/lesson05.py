@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import encode
-from ._core import Case, Feedback, Mistake, checker, compare_cases, same_number, same
+from ._core import Case, Feedback, Mistake, checker, compare_cases, same, same_number
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,7 +106,8 @@ def check_relative_index(relative_index):
         Case("a non-zero at position 0 and a gap of exactly 2**bits - 1 = 7", (edge, 3)),
         Case("a short array with no overflow (3 bits)", (exact, 3)),
         Case("40 weights, 4 non-zeros, 2-bit gaps (several fillers)", (sparse(40, 4), 2)),
-        Case("60 weights, 6 non-zeros, 3-bit gaps, zeros at the end", (np.concatenate([sparse(50, 6), np.zeros(10)]), 3)),
+        Case("60 weights, 6 non-zeros, 3-bit gaps, zeros at the end",
+             (np.concatenate([sparse(50, 6), np.zeros(10)]), 3)),
         Case("an all-zero array", (np.zeros(9), 2)),
     ]
     mistakes = [

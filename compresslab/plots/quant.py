@@ -22,28 +22,6 @@ def staircase(ax, x, x_hat, levels=None, title="quantizer", lo=None, hi=None):
     return line
 
 
-def histogram_with_levels(ax, values, levels, title="values and quantization levels", bins=80):
-    """A histogram of ``values`` with one thin vertical line per representable level."""
-    ax.hist(np.ravel(values), bins=bins, color=COLORS["dense"], alpha=0.8)
-    levels = np.ravel(levels)
-    if levels.size <= 300:
-        ax.vlines(levels, 0, 1, transform=ax.get_xaxis_transform(), color=COLORS["quant"],
-                  lw=0.6, alpha=0.8)
-    ax.set_title(f"{title} ({levels.size} levels)")
-    ax.set_xlabel("value")
-    ax.set_ylabel("count")
-
-
-def error_histogram(ax, err, scale=None, title="quantization error x_hat - x", bins=60):
-    """Histogram of the rounding error; ``+-scale/2`` marked (the bound inside the range)."""
-    ax.hist(np.ravel(err), bins=bins, color=COLORS["pruned"], alpha=0.85)
-    if scale is not None:
-        for s in (-scale / 2, scale / 2):
-            ax.axvline(s, color="k", lw=0.8, ls=":")
-    ax.set_title(title)
-    ax.set_xlabel("error")
-
-
 def number_line(x, q_levels, x_hat, title="floats snap to the nearest level"):
     """A few real numbers (dots) and the grid of representable values (ticks) on one line."""
     fig, ax = figure(width=9, height=1.8)
@@ -143,8 +121,10 @@ def _frame(w, h, title, xlabel, x0, x1, pad=28):
             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 6}" y2="{h - pad}" stroke="#444"/>'
             f'<line x1="{pad}" y1="16" x2="{pad}" y2="{h - pad}" stroke="#444"/>'
             f'<text x="{pad}" y="{h - pad + 12}" font-size="10" font-family="sans-serif">{x0:.3g}</text>'
-            f'<text x="{w - 6}" y="{h - pad + 12}" font-size="10" text-anchor="end" font-family="sans-serif">{x1:.3g}</text>'
-            f'<text x="{(w + pad) / 2:.0f}" y="{h - 4}" font-size="10" text-anchor="middle" font-family="sans-serif">{xlabel}</text>')
+            f'<text x="{w - 6}" y="{h - pad + 12}" font-size="10" text-anchor="end" '
+            f'font-family="sans-serif">{x1:.3g}</text>'
+            f'<text x="{(w + pad) / 2:.0f}" y="{h - 4}" font-size="10" text-anchor="middle" '
+            f'font-family="sans-serif">{xlabel}</text>')
 
 
 def svg_staircase(xs, x_hat, w=300, h=220):

@@ -1,7 +1,8 @@
 """Figures for lesson 04 (measuring speedup): speedup bars with confidence intervals, the
 roofline, Amdahl/Gustafson curves with measured points, sparsity sweeps, CPU vs GPU.
 
-Plots draw what :mod:`compresslab.speed` measured; they compute nothing themselves.
+Plots draw what :mod:`compresslab.speed` and :mod:`compresslab.bench` measured and computed;
+they compute nothing themselves and import neither (the caller passes the numbers in).
 """
 from __future__ import annotations
 
@@ -76,32 +77,46 @@ def roofline(roof, points: Sequence[Mapping] = (), ax=None, title: str | None = 
     return fig
 
 
-def amdahl(p: float, n_max: int = 16, measured: Mapping[int, float] | None = None, ax=None,
-           show_gustafson: bool = True, fitted_p: float | None = None):
-    """Amdahl's (and Gustafson's) speedup against workers for parallel fraction ``p``, with the
-    ``measured`` {threads: speedup} points on top."""
-    from .. import speed
+def amdahl(n: Sequence[float], speedup: Sequence[float], *, p: float | None = None,
+           gustafson: Sequence[float] | None = None, limit: float | None = None,
+           fitted: Sequence[float] | None = None, fitted_p: float | None = None,
+           measured: Mapping[int, float] | None = None, ax=None):
+    """Amdahl's (and Gustafson's) speedup against the number of workers ``n``, with the
+    ``measured`` {threads: speedup} points on top.
 
+    The curves come computed (plots compute nothing): ``speedup`` is Amdahl's law at ``n``,
+    ``gustafson`` Gustafson's, ``limit`` Amdahl's limit ``1 / (1 - p)`` (a dotted line), ``fitted``
+    Amdahl's law for the parallel fraction ``fitted_p`` fitted to measurements; ``p`` labels the
+    curves. For example, with ``n = np.arange(1, 17)`` and ``p = 0.9``::
+
+        amdahl(n, speed.amdahl(p, n), p=p, gustafson=speed.gustafson(p, n), limit=1 / (1 - p),
+               fitted=scaling.predict(n), fitted_p=scaling.parallel_fraction,
+               measured=scaling.speedup)
+
+    where ``scaling`` is a :func:`compresslab.speed.thread_scaling` result.
+    """
     if ax is None:
         fig, ax = figure(width=5.0, height=3.4)
     else:
         fig = ax.figure
-    n = np.arange(1, max(int(n_max), 2) + 1)
+    n = np.asarray(n, dtype=float)
+    label = "" if p is None else f", p = {p:.2f}"
     ax.plot(n, n, color="#BBBBBB", lw=1, ls="--", label="ideal (S = n)")
-    ax.plot(n, speed.amdahl(p, n), color=COLORS["dense"], lw=2, label=f"Amdahl, p = {p:.2f}")
-    ax.axhline(1 / max(1 - p, 1e-9), color=COLORS["dense"], lw=0.8, ls=":")
-    if show_gustafson:
-        ax.plot(n, speed.gustafson(p, n), color=COLORS["quant"], lw=1.5,
-                label=f"Gustafson, p = {p:.2f}")
-    if fitted_p is not None:
-        ax.plot(n, speed.amdahl(fitted_p, n), color=COLORS["pruned"], lw=1, ls="-.",
-                label=f"fit to measured, p = {fitted_p:.2f}")
+    ax.plot(n, speedup, color=COLORS["dense"], lw=2, label=f"Amdahl{label}")
+    if limit is not None:
+        ax.axhline(limit, color=COLORS["dense"], lw=0.8, ls=":")
+    if gustafson is not None:
+        ax.plot(n, gustafson, color=COLORS["quant"], lw=1.5, label=f"Gustafson{label}")
+    if fitted is not None:
+        fit_label = "fit to measured" + ("" if fitted_p is None else f", p = {fitted_p:.2f}")
+        ax.plot(n, fitted, color=COLORS["pruned"], lw=1, ls="-.", label=fit_label)
     if measured:
         ks = sorted(measured)
         ax.plot(ks, [measured[k] for k in ks], "o", color=COLORS["distill"], ms=7,
                 label="measured here")
+    top = max(2.0, float(np.max(speedup)), float(np.max(gustafson)) if gustafson is not None else 0.0)
     ax.set_xlim(1, n[-1])
-    ax.set_ylim(0, min(n[-1], max(speed.gustafson(p, n[-1]), 2)) * 1.05)
+    ax.set_ylim(0, min(n[-1], top) * 1.05)
     ax.set_xlabel("workers (threads / cores)")
     ax.set_ylabel("speedup")
     ax.set_title("Amdahl: fixed job; Gustafson: job grows with n")
@@ -151,7 +166,10 @@ def cpu_gpu(sweep: Mapping, ax=None, title: str | None = None):
 
 
 def benchmark(report: Mapping):
-    """The ``compresslab bench`` figure: model variants (speedup with CI) and CSR at batch 1."""
+    """The ``compresslab bench`` figure: model variants (speedup with CI) and CSR at batch 1.
+
+    ``report`` is a :func:`compresslab.bench.standard_benchmark` report.
+    """
     fig, (a1, a2) = figure(ncols=2, width=4.6, height=3.4)
     m = report["models"]
     speedups(m["rows"], ax=a1, title=f"MLP {'-'.join(map(str, m['sizes']))}, batch {m['batch']}")

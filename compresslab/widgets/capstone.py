@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import html
 
-import numpy as np
-
 from .. import encode, nn
 
 GAP_BITS = tuple(range(2, 11))
@@ -32,8 +30,7 @@ class EncodingExplorer:
 
     def __init__(self, model: nn.Sequential, *, dense_bytes: int | None = None, gap_bits: int = 5,
                  huffman: bool = True, bias_dtype: str = "float16"):
-        if not isinstance(model, nn.Sequential):
-            raise TypeError(f"model must be a compresslab.nn.Sequential, got {type(model).__name__}")
+        nn.check_model(model)
         if gap_bits not in GAP_BITS:
             raise ValueError(f"gap_bits must be in {GAP_BITS[0]}..{GAP_BITS[-1]}, got {gap_bits}")
         self.model = model
@@ -85,18 +82,6 @@ class EncodingExplorer:
         if self._widget is not None:
             self._readout.value = self.html
         return self.html
-
-    def time_updates(self, repeat: int = 3) -> np.ndarray:
-        """Seconds taken by :meth:`update` for every setting (for the <= 100 ms check)."""
-        import time
-
-        out = []
-        for _ in range(repeat):
-            for g, h, b in self.results:
-                t0 = time.perf_counter()
-                self.update(g, h, b)
-                out.append(time.perf_counter() - t0)
-        return np.array(out)
 
     @property
     def widget(self):

@@ -11,7 +11,6 @@ Test with :func:`build` and ``explorer.update(...)``; no browser needed.
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 
@@ -169,16 +168,6 @@ class PruningExplorer:
         """Non-zero weights of the whole model when only layer ``name`` is pruned with ``mask``."""
         others = sum(n for k, n in self._nonzero.items() if k != name)
         return others + int(np.count_nonzero(np.asarray(w) * np.asarray(mask)))
-
-    def time_updates(self, values=None) -> np.ndarray:
-        """Seconds per update for a sweep of slider values (used by the tests)."""
-        values = np.linspace(0, 0.95, 12) if values is None else values
-        out = []
-        for v in values:
-            t0 = time.perf_counter()
-            self.update(sparsity=float(v))
-            out.append(time.perf_counter() - t0)
-        return np.array(out)
 
     # ------------------------------------------------------------------ ipywidgets
     def widget(self):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import nn, quant as Q
+from .. import nn
+from .. import quant as Q
 from ..plots import quant as P
 
 OBSERVER_LABELS = {"min-max": "minmax", "percentile 99.9": "percentile", "MSE search": "mse"}

@@ -14,7 +14,6 @@ import re
 import time
 
 import pytest
-
 from jlab import WIDGETS_EXTENSION, lesson_paths, lessons_folder
 
 pytestmark = pytest.mark.browser
@@ -95,7 +94,8 @@ DOM = f"""(path) => {{ const w = ({NOTEBOOK})(path); const res = {{cells: []}};
 SNAPSHOT = """(root) => { const c = root.cloneNode(true);
   c.querySelectorAll('.widget-slider, .widget-readout').forEach(n => n.remove());
   const imgs = [...root.querySelectorAll('img')].map(i => i.src);
-  const canvases = [...root.querySelectorAll('canvas')].map(cv => { try { return cv.toDataURL(); } catch (e) { return ''; } });
+  const canvases = [...root.querySelectorAll('canvas')].map(cv => {
+    try { return cv.toDataURL(); } catch (e) { return ''; } });
   return c.textContent + '\\n' + imgs.join('\\n') + '\\n' + canvases.join('\\n'); }"""
 
 
