@@ -72,6 +72,8 @@ def pytest_collect_file(file_path, parent):
     from pathlib import Path
 
     package = Path(__file__).parent / "compresslab"
+    if parent.config.getoption("doctestmodules"):     # pytest collects them itself then
+        return None
     if file_path.suffix == ".py" and package in file_path.parents:
         from _pytest.doctest import DoctestModule
 

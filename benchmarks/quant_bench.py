@@ -6,7 +6,7 @@ reported. Prints the medians and the ratio ours / torch with its 95% bootstrap i
 (target <= 2).
 
 The formula being timed is torch's rule, ``quantize(x, qp, rounding="torch")`` (see
-``compresslab.quant._kernels``); with torch 2.13 on AVX2:
+``compresslab.quant._kernels``); with torch 2.13 on x86:
 
     q = clamp(round_half_even(float32(x * (1 / scale) + zero_point)), qmin, qmax)
 

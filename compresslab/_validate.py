@@ -136,7 +136,14 @@ def as_float32(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(backend.to_numpy(x)) if not isinstance(x, (str, bytes)) else x
     if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.size and np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN values; quantization needs finite numbers")
-    return as_float_array(arr, name).astype(np.float32, copy=False)
+    arr = as_float_array(arr, name)
+    if arr.dtype == np.float32:
+        return arr
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} holds values beyond float32's range (|x| > 3.4e38)")
+    return out
 
 
 def short(a: Any) -> str:
@@ -147,7 +154,7 @@ def short(a: Any) -> str:
     return f"array of shape {a.shape} (min {a.min():.4g}, max {a.max():.4g})"
 
 
-def check_qparams(qp: Any) -> None:
+def check_qparams_fields(qp: Any) -> None:
     """Validate the fields of a new ``quant.QParams`` and normalise them in place: float32
     scale(s), int64 (per channel) or int zero point(s). Scales must be positive, finite, with a
     finite float32 reciprocal; zero points integers in ``[qmin, qmax]``; ``qmin < qmax`` within
@@ -203,3 +210,30 @@ def check_scheme(scheme: Any, signed: Any) -> tuple[str, bool]:
     check_choice(scheme, "scheme", {"affine", "symmetric"})
     signed = check_optional_bool(signed, "signed")
     return scheme, scheme == "symmetric" if signed is None else signed
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """True or False (NumPy bools accepted), else a TypeError naming the argument."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_range(lo: Any, hi: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A quantization range: ``lo`` and ``hi`` as float32 arrays of one shape, finite, ``lo <= hi``."""
+    lo = as_float_array(lo, "lo", allow_empty=True).astype(np.float32)
+    hi = as_float_array(hi, "hi", allow_empty=True).astype(np.float32)
+    if lo.shape != hi.shape:
+        raise ValueError(f"lo and hi must have the same shape, got {lo.shape} and {hi.shape}")
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise ValueError(f"lo and hi must be finite float32 numbers, got lo={short(lo)}, hi={short(hi)}")
+    if (lo > hi).any():
+        raise ValueError(f"lo must not exceed hi, got lo={short(lo)}, hi={short(hi)}")
+    return lo, hi
+
+
+def num_elements(x: Any, name: str) -> int:
+    """How many numbers ``x`` holds (an array, or a nested list checked like :func:`as_float_array`)."""
+    if isinstance(x, np.ndarray):
+        return x.size
+    return as_float_array(x, name, allow_empty=True, finite=False).size

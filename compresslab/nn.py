@@ -735,7 +735,8 @@ def _fit(model, X, y, *, epochs, batch_size, lr, optimizer, loss, val, seed, pro
          desc) -> History:
     X = V.as_float_array(X, "X")
     if loss is None:
-        y = V.as_labels(y, "y", n=X.shape[0])
+        classes = [layer for layer in model.layers if isinstance(layer, (Linear, Conv2d))][-1].weight.shape[0]
+        y = V.as_labels(y, "y", n=X.shape[0], num_classes=classes)
         loss = lambda logits, yb, idx: cross_entropy(logits, yb)  # noqa: E731
     else:
         y = np.asarray(y)
@@ -1005,10 +1006,11 @@ def to_torch(model: Sequential):
 
     Examples
     --------
-    Needs torch, so not run here:
+    Needs torch (skipped without it):
 
-    >>> t = to_torch(mlp((4, 3, 2)))                          # doctest: +SKIP
-    >>> t[0].weight.shape                                     # doctest: +SKIP
+    >>> import torch
+    >>> t = to_torch(mlp((4, 3, 2)))
+    >>> t[0].weight.shape
     torch.Size([3, 4])
     """
     import torch
@@ -1052,10 +1054,11 @@ def from_torch(module) -> Sequential:
 
     Examples
     --------
-    Needs torch, so not run here:
+    Needs torch (skipped without it):
 
-    >>> m = mlp((4, 3, 2))                                    # doctest: +SKIP
-    >>> np.array_equal(from_torch(to_torch(m))[0].weight, m[0].weight)  # doctest: +SKIP
+    >>> import torch
+    >>> m = mlp((4, 3, 2))
+    >>> np.array_equal(from_torch(to_torch(m))[0].weight, m[0].weight)
     True
     """
     from torch import nn as tnn

@@ -48,8 +48,9 @@ def test_training_functions_train_the_model_they_are_given_and_return_its_histor
 def test_finetune_codebooks_trains_in_place_and_returns_the_codebooks():
     km, books = quant.kmeans_quantize_model(_model(), 2)
     before = _weights(km)
-    new = quant.finetune_codebooks(km, books, X, Y, epochs=1, progress=False)
+    new = quant.finetune_codebooks(km, books, X, Y, epochs=1, lr=1e-2, progress=False)
     assert _changed(before, km) and len(new) == len(books)
+    assert any(not np.array_equal(cb, cb0) for (cb, _), (cb0, _) in zip(new, books))   # the centroids moved
 
 
 CONVERTERS = {
@@ -66,3 +67,15 @@ def test_converting_functions_return_a_new_model_and_leave_theirs_alone(name):
     before = _weights(m)
     out = CONVERTERS[name](m)
     assert out is not m and not _changed(before, m), f"{name} changed the model it was given"
+
+
+def test_a_failed_training_call_leaves_the_model_as_it_was():
+    m = _model()
+    before = _weights(m)
+    with pytest.raises(ValueError, match="y must lie in"):
+        quant.qat(m, X, np.full(len(X), 7), bits=4, epochs=1, progress=False)   # 3 classes, label 7
+    assert all(getattr(l, "weight_transform", None) is None for l in m.layers) and not _changed(before, m)
+    km, books = quant.kmeans_quantize_model(_model(), 2)
+    with pytest.raises(ValueError, match="y must lie in"):
+        quant.finetune_codebooks(km, books, X, np.full(len(X), 7), epochs=1, progress=False)
+    assert all(getattr(l, "weight_transform", None) is None for l in km.layers)

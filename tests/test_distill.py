@@ -2,8 +2,6 @@
 properties, numerical safety and input validation."""
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -314,8 +312,6 @@ def test_class_bias_for_prior():
         D.class_bias_for_prior(z, 3, 1.5)
 
 
-def test_doctests():
-    assert doctest.testmod(D).failed == 0
 
 
 def test_train_student_uses_exactly_kd_loss(digits_teacher):

@@ -1,4 +1,6 @@
-"""compresslab.quant: bit-exact with torch's quantize kernels and observers, plus the rest."""
+"""compresslab.quant: observers equal to torch's, k-means, binary, QAT, PTQ, integer-only.
+
+quantize itself, its kernels and their agreement with torch: tests/test_quant_kernels.py."""
 
 import numpy as np
 import pytest

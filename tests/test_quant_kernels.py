@@ -47,7 +47,7 @@ def test_plain_division_disagrees_with_torch_on_ties(torch):
         zp = int(g.integers(0, 256))
         x = ((g.integers(-100, 100, 64) + 0.5) * scale).astype(np.float32)
         want = torch.quantize_per_tensor(torch.from_numpy(x), float(scale), zp, torch.quint8).int_repr().numpy()
-        naive = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+        naive = np.clip(np.rint(x.astype(np.float64) / scale) + zp, 0, 255).astype(np.uint8)   # the default
         differs += not np.array_equal(naive, want)
         np.testing.assert_array_equal(Q.quantize(x, Q.QParams(scale, zp, 0, 255), rounding="torch"), want)
         np.testing.assert_array_equal(Q.quantize(x, Q.QParams(scale, zp, 0, 255)),
@@ -104,7 +104,7 @@ def test_torch_rounding_rule_is_detected_and_documented(torch):
     rules = Q.torch_rounding(refresh=True)
     assert rules["tensor"] in Q.ROUNDINGS[1:] and rules["channel"] in Q.ROUNDINGS[1:], rules
     cap = torch.backends.cpu.get_cpu_capability()
-    if torch.__version__.startswith("2.13") and cap == "AVX2":
+    if torch.__version__.startswith("2.13") and cap in ("AVX2", "AVX512"):
         assert rules == Q.TORCH_ROUNDING            # the pinned torch: the documented rules
     x = ((np.arange(-50, 50) + 0.5) * np.float32(0.1)).astype(np.float32)
     qp = Q.QParams(0.1, 7, 0, 255)
@@ -357,8 +357,9 @@ def test_large_per_channel_input_equals_the_readable_form():
     scales = np.float32([0.01, 0.02, 0.05, 0.1])
     x[:, ::5] = (np.rint(x[:, ::5] / scales[:, None]) + 0.5) * scales[:, None]
     qp = Q.QParams(scales, [0, 3, -5, 7], -128, 127, axis=0)
-    halves = np.concatenate([Q.quantize(x[:, :K.MIN_SIZE // 8], qp), Q.quantize(x[:, K.MIN_SIZE // 8:], qp)], 1)
-    np.testing.assert_array_equal(Q.quantize(x, qp), halves)
+    pieces = np.array_split(x, 8, axis=1)                      # each below MIN_SIZE: the readable form
+    assert all(p.size < K.MIN_SIZE for p in pieces)
+    np.testing.assert_array_equal(Q.quantize(x, qp), np.concatenate([Q.quantize(p, qp) for p in pieces], 1))
 
 
 @settings(max_examples=60, deadline=None)
@@ -410,3 +411,68 @@ def test_torch_rounding_without_torch_uses_the_documented_rules(monkeypatch):
     assert K.rule_for("torch", Q.QParams([0.1], [0], -128, 127, axis=0)) == Q.TORCH_ROUNDING["channel"]
     with pytest.raises(ValueError, match="rounding"):
         Q.quantize(np.zeros(3), Q.QParams(0.1, 0, -128, 127), rounding="nearest")
+
+
+@pytest.mark.parametrize("n", [7, K.MIN_SIZE + 5])
+def test_float64_input_is_divided_as_given(n):
+    """float64 values within 1e-11 of a tie round to the side they are on (no float32 cast first),
+    small (readable form) and large (chunked kernel), per tensor and per channel."""
+    from compresslab.exercises.lesson02 import _ref_quantize
+
+    g = np.random.default_rng(4)
+    k = g.integers(-100, 100, n) + 0.5
+    x = (k + g.choice([-1e-11, 1e-11], n)) * 0.25                   # just below / above a tie
+    qp = Q.QParams(0.25, 3, -128, 127)
+    want = _ref_quantize(x, 0.25, 3, -128, 127)
+    np.testing.assert_array_equal(Q.quantize(x, qp), want)
+    np.testing.assert_array_equal(Q.quantize(x.reshape(1, -1), Q.QParams([0.25], [3], -128, 127, axis=0))[0], want)
+    assert not np.array_equal(want, _ref_quantize(x.astype(np.float32), 0.25, 3, -128, 127))   # float32 would differ
+
+
+def test_fake_quantize_with_mul_round_equals_torchs_fake_quantize(torch):
+    """torch's fake_quantize_* kernels round x * (1/s) first and add z after ("mul_round"),
+    unlike its quantize_per_* kernels: a documented detail, checked on exact ties."""
+    g = np.random.default_rng(6)
+    for _ in range(30):
+        s, zp = np.float32(g.uniform(1e-3, 0.2)), int(g.integers(0, 256))
+        x = ((g.integers(-150, 150, 64) + 0.5) * s).astype(np.float32)
+        want = torch.fake_quantize_per_tensor_affine(torch.from_numpy(x), float(s), zp, 0, 255).numpy()
+        np.testing.assert_array_equal(Q.fake_quantize(x, Q.QParams(s, zp, 0, 255), "mul_round"), want)
+        sc, zps = g.uniform(1e-3, 0.2, 4).astype(np.float32), g.integers(0, 256, 4)
+        xc = ((g.integers(-150, 150, (4, 16)) + 0.5) * sc[:, None]).astype(np.float32)
+        want = torch.fake_quantize_per_channel_affine(torch.from_numpy(xc), torch.from_numpy(sc),
+                                                      torch.from_numpy(zps.astype(np.int32)), 0, 0, 255).numpy()
+        np.testing.assert_array_equal(Q.fake_quantize(xc, Q.QParams(sc, zps, 0, 255, axis=0), "mul_round"), want)
+
+
+def test_default_rule_through_the_compiled_loop_equals_the_readable_form(monkeypatch):
+    import numba  # noqa: F401  (the fast extra is part of the test extra)
+
+    calls = []
+    real = K._quantize_per_tensor_loop
+    monkeypatch.setattr(K, "_quantize_per_tensor_loop", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    for qp in list(_loop_cases())[::3]:
+        x = _adversarial(K.JIT_MIN_SIZE + 3, qp.scale)
+        np.testing.assert_array_equal(Q.quantize(x, qp), _readable(x, qp), err_msg=str(qp))
+    assert calls and set(calls) == {"divide"}
+
+
+@settings(max_examples=80, deadline=None)
+@given(log2_scale=st.floats(-60, 60), mantissa=st.sampled_from([1.0, 1.5, 1.2345678, 1.9999999]),
+       bits=st.integers(2, 16), signed=st.booleans(), zp_frac=st.floats(0, 1), seed=st.integers(0, 2**31 - 1),
+       large=st.booleans())
+def test_default_rule_equals_the_formula_for_any_scale(log2_scale, mantissa, bits, signed, zp_frac, seed, large):
+    """Scales from 1e-18 to 1e18 (powers of two and many-bit mantissas), every zero point, values
+    around every tie: public quantize (readable form, chunked kernel or compiled loop) equals
+    clip(rint(float64(x) / float64(scale)) + zero_point)."""
+    scale = np.float32(mantissa * 2.0 ** log2_scale)
+    qmin, qmax = Q.qrange(bits, signed)
+    zp = int(qmin + round(zp_frac * (qmax - qmin)))
+    qp = Q.QParams(scale, zp, qmin, qmax)
+    g = np.random.default_rng(seed)
+    n = K.JIT_MIN_SIZE + 1 if large else 500
+    k = g.integers(qmin - zp - 2, qmax - zp + 2, n) + 0.5
+    x = (k * np.float64(scale)).astype(np.float32)
+    x = np.where(g.random(n) < 0.5, x, np.nextafter(x, np.float32(np.inf) * np.sign(g.random(n) - 0.5)))
+    want = np.clip(np.rint(x.astype(np.float64) / np.float64(scale)) + zp, qmin, qmax)
+    np.testing.assert_array_equal(Q.quantize(x, qp), want)

@@ -142,8 +142,7 @@ def find_cycle(edges: dict):
         state[m] = "open"
         stack.append(m)
         for n in sorted(edges.get(m, ())):
-            # a package's __init__ importing its own submodules is how packages re-export
-            if state.get(n) == "open" and not (m.startswith(n + ".") and _is_package(n)):
+            if state.get(n) == "open":
                 return stack[stack.index(n):] + [n]
             if n not in state:
                 found = visit(n, stack)
@@ -159,10 +158,6 @@ def find_cycle(edges: dict):
             if found:
                 return found
     return None
-
-
-def _is_package(name: str) -> bool:
-    return _modules()[name].name == "__init__.py"
 
 
 def test_the_package_has_no_import_cycle():
@@ -224,3 +219,15 @@ def test_public_functions_have_numpydoc_sections(modname):
         if missing:
             lacking[qualname] = missing
     assert not lacking, f"numpydoc sections missing: {lacking}"
+
+
+@pytest.mark.parametrize("package", [quant, speed])
+def test_no_public_name_hides_a_module_of_its_package(package):
+    """``compresslab.quant.X`` must be the module X when X.py exists (a function of the same name
+    would shadow it, and ``import compresslab.quant.X as m`` would give the function)."""
+    import importlib
+    import types
+
+    for path in Path(package.__file__).parent.glob("[!_]*.py"):
+        importlib.import_module(f"{package.__name__}.{path.stem}")
+        assert isinstance(getattr(package, path.stem), types.ModuleType), f"{package.__name__}.{path.stem}"

@@ -15,9 +15,10 @@ eq. 1). One topic per module:
 * :mod:`~compresslab.quant.observers`: choosing the range (min-max, moving average,
   percentile, MSE search) and ``qparams`` = observer + formula;
 * :mod:`~compresslab.quant.metrics`: SQNR, MSE, max error;
-* :mod:`~compresslab.quant.kmeans`: k-means weight sharing (Deep Compression);
+* :mod:`~compresslab.quant.sharing`: k-means weight sharing (Deep Compression);
 * :mod:`~compresslab.quant.binary`: binary (XNOR-Net) and ternary (TWN) weights;
-* :mod:`~compresslab.quant.qat`: fake quantization with the straight-through estimator;
+* :mod:`~compresslab.quant.training`: quantization-aware training, fake quantization with the
+  straight-through estimator;
 * :mod:`~compresslab.quant.ptq`: post-training quantization of a whole model;
 * :mod:`~compresslab.quant.integer`: integer-only inference (requantization, ``IntegerLinear``).
 
@@ -47,14 +48,6 @@ from __future__ import annotations
 from .binary import binarize, ternarize
 from .grid import QParams, qrange
 from .integer import IntegerLinear, quantize_multiplier, requantize
-from .kmeans import (
-                     SharedWeights,
-                     finetune_codebooks,
-                     kmeans,
-                     kmeans_centroid_grad,
-                     kmeans_quantize_model,
-                     kmeans_reconstruct,
-)
 from .linear import (
                      DEFAULT_ROUNDING,
                      ROUNDINGS,
@@ -77,7 +70,15 @@ from .observers import (
                      qparams,
 )
 from .ptq import QuantizedModel, model_size, quantize_model
-from .qat import FakeQuant, qat
+from .sharing import (
+                     SharedWeights,
+                     finetune_codebooks,
+                     kmeans,
+                     kmeans_centroid_grad,
+                     kmeans_quantize_model,
+                     kmeans_reconstruct,
+)
+from .training import FakeQuant, qat
 
 __all__ = [
     "QParams", "qrange", "scale_zero_point", "qparams", "observe_range", "minmax_range",

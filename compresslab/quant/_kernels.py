@@ -9,10 +9,11 @@ This module computes the same integers
   float32 reciprocal ``inv = float32(1 / scale)`` and round half to even one of these float32
   values (``rint`` rounds half to even):
 
-  * ``"fma"``:       ``rint(fma(x, inv, zero_point))`` -- torch 2.13 per tensor (AVX2): one
+  * ``"fma"``:       ``rint(fma(x, inv, zero_point))`` -- torch 2.13 per tensor (x86): one
     rounding of ``x * inv + zero_point``, emulated exactly in float64;
   * ``"mul_add"``:   ``rint(float32(x * inv) + zero_point)`` -- torch 2.13 per channel;
-  * ``"mul_round"``: ``rint(float32(x * inv)) + zero_point`` -- seen with torch 2.11 (AVX-512).
+  * ``"mul_round"``: ``rint(float32(x * inv)) + zero_point`` -- seen with torch 2.11 (AVX-512),
+    and torch's ``fake_quantize_*`` kernels.
 
   They differ from ``"divide"`` (the taught formula) only on inputs within a float32 rounding of
   a tie ``k + 0.5``.
@@ -35,7 +36,7 @@ from .grid import check_qparams
 
 F32 = np.float32
 ROUNDINGS = ("divide", "fma", "mul_add", "mul_round")
-# What torch 2.13 does on x86 CPUs (AVX2), the version this project pins: per tensor one rounding
+# What torch 2.13 does on x86 CPUs (AVX2 and AVX-512), the version CI installs: per tensor one rounding
 # of a fused multiply-add, per channel a float32 multiply then a float32 add.
 TORCH_ROUNDING = {"tensor": "fma", "channel": "mul_add"}
 MIN_SIZE = 1 << 16   # quantize's "divide" rule runs here, in chunks, from this many elements
@@ -72,11 +73,14 @@ def round_rule(x32, scale, zp, rule):
 def quantize(x, qp, rule: str):
     """``quant.quantize(x, qp, rounding=rule)`` for any size and rule (qp already checked)."""
     if qp.axis is None:    # finiteness is checked inside the chunked kernels (saves two passes)
-        arr = np.asarray(backend.to_numpy(x))
+        arr = x if isinstance(x, np.ndarray) else V.as_float_array(x, "x", allow_empty=True, finite=False)
         if arr.dtype.kind not in "fiub" or arr.size == 0:
             arr = V.as_float_array(arr, "x")
-        return quantize_per_tensor(arr.astype(F32, copy=False), qp, rule)
-    x = V.as_float32(x, "x")
+        keep64 = rule == "divide" and arr.dtype == np.float64     # torch's rules see float32, as torch does
+        with np.errstate(over="ignore"):                            # beyond float32: inf, rejected below
+            arr = arr.astype(np.float64 if keep64 else F32, copy=False)
+        return quantize_per_tensor(arr, qp, rule)
+    x = V.as_float_array(x, "x") if rule == "divide" else V.as_float32(x, "x")
     scale, zp = qp.shaped_like(x)
     y = round_rule(x, scale, zp, rule)   # e.g. rint(float32(x * inv) + zp)
     np.clip(y, qp.qmin, qp.qmax, out=y)
@@ -158,11 +162,11 @@ def _sig_bits(v: float) -> int:
 
 
 def quantize_per_tensor(x: np.ndarray, qp, rule: str = "divide", kernel: str | None = None):
-    """Per-tensor quantize of a float32 array. kernel: "loop" (the loop below compiled by numba),
-    "numpy" (chunked ufuncs), None: the loop for inputs of at least JIT_MIN_SIZE elements when
-    numba is installed, else NumPy."""
+    """Per-tensor quantize of a float32 array (float64 too for "divide"). kernel: "loop" (the loop
+    below compiled by numba; float32 only), "numpy" (chunked ufuncs), None: the loop for float32
+    inputs of at least JIT_MIN_SIZE elements when numba is installed, else NumPy."""
     if kernel is None:
-        big = JIT_MIN_SIZE is not None and x.size >= JIT_MIN_SIZE
+        big = JIT_MIN_SIZE is not None and x.size >= JIT_MIN_SIZE and x.dtype == F32
         kernel = "loop" if big and _compiled_loop() is not None else "numpy"
     if kernel == "loop":
         return _quantize_per_tensor_loop(x, qp, rule)
@@ -405,7 +409,7 @@ def _quantize_per_tensor_fma_exact(x: np.ndarray, qp) -> np.ndarray:
         yy *= inv                                  # exact product
         yy += zp                                   # one rounding (float64)
         if not math.isfinite(np.add.reduce(yy)):
-            raise ValueError("x contains NaN or infinite values; quantization needs finite numbers")
+            _check_finite_input(xs)                # raises
         if check:
             np.bitwise_and(yy.view(np.uint64), np.uint64(0x1FFFFFFF), out=bits[:m])
             np.equal(bits[:m], np.uint64(0x10000000), out=mid[:m])   # exactly between 2 float32s?

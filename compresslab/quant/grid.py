@@ -38,11 +38,12 @@ def qrange(bits: int = 8, signed: bool = True, narrow_range: bool = False) -> tu
     ((-128, 127), (0, 255), (-7, 7))
     """
     bits = V.check_bits(bits)
+    signed, narrow_range = V.check_bool(signed, "signed"), V.check_bool(narrow_range, "narrow_range")
     if signed:
         qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     else:
         qmin, qmax = 0, 2 ** bits - 1
-    return qmin + int(narrow_range), qmax
+    return (qmin + 1 if narrow_range else qmin), qmax
 
 
 @dataclass
@@ -74,7 +75,7 @@ class QParams:
     axis: int | None = None
 
     def __post_init__(self):
-        V.check_qparams(self)           # and normalise: float32 scales, integer zero points
+        V.check_qparams_fields(self)           # and normalise: float32 scales, integer zero points
 
     @property
     def per_channel(self) -> bool:
@@ -97,13 +98,12 @@ class QParams:
         """``(scale, zero_point)`` shaped to broadcast against ``x`` (per channel: along ``axis``)."""
         if self.axis is None:
             return self.scale, self.zero_point
-        if not -x.ndim <= self.axis < x.ndim:
-            raise ValueError(f"axis {self.axis} is out of range for an array with {x.ndim} dimensions")
-        if x.shape[self.axis] != self.scale.size:
-            raise ValueError(f"x has {x.shape[self.axis]} channels along axis {self.axis} but qp has "
+        axis = V.check_axis(self.axis, x.ndim, "qp.axis")
+        if x.shape[axis] != self.scale.size:
+            raise ValueError(f"x has {x.shape[axis]} channels along axis {self.axis} but qp has "
                              f"{self.scale.size} scales")
         shape = [1] * x.ndim
-        shape[self.axis] = -1
+        shape[axis] = -1
         return self.scale.reshape(shape), self.zero_point.reshape(shape)
 
     def __repr__(self):

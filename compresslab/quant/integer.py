@@ -114,7 +114,7 @@ def requantize(acc, M0, n, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
 class IntegerLinear:
     """A Linear layer computed with integers only (Jacob et al. 2018 CVPR, eq. 7):
 
-    ``q_y = z_y + M * sum_j (q_w[i, j] - 0) * (q_x[j] - z_x) + q_b``, accumulated in int32,
+    ``q_y = z_y + M * (sum_j (q_w[i, j] - 0) * (q_x[j] - z_x) + q_b)``, accumulated in int32,
     with ``M = s_x * s_w / s_y`` applied as ``M0 * 2**-n`` and ``q_b = round(b / (s_x s_w))``.
 
     Weights are int8 symmetric (per output channel by default, zero point 0); inputs and outputs

@@ -62,8 +62,8 @@ def scale_zero_point(lo, hi, bits: int = 8, scheme: str = "affine", signed: bool
     """
     scheme, signed = V.check_scheme(scheme, signed)              # signed=None: the scheme's default
     qmin, qmax = qrange(bits, signed, narrow_range)
-    lo = np.minimum(np.asarray(lo, dtype=F32), F32(0))          # the range must contain 0 exactly
-    hi = np.maximum(np.asarray(hi, dtype=F32), F32(0))
+    lo, hi = V.check_range(lo, hi)                               # float32, finite, lo <= hi
+    lo, hi = np.minimum(lo, F32(0)), np.maximum(hi, F32(0))      # the range must contain 0 exactly
     if scheme == "symmetric":
         levels = qmax if narrow_range else (qmax - qmin) / 2    # 127 (TFLite) or 127.5 (torch)
         scale = np.maximum(np.maximum(-lo, hi) / F32(levels), F32(EPS32))
@@ -75,11 +75,12 @@ def scale_zero_point(lo, hi, bits: int = 8, scheme: str = "affine", signed: bool
 
 
 @backend.same_kind
-def quantize(x, qp: QParams, rounding: str = "divide"):
+def quantize(x, qp: QParams, rounding: str = DEFAULT_ROUNDING):
     """Float -> integers: ``q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)``.
 
-    ``x / scale`` is the exact quotient (float64 holds it closely enough that no tie is made or
-    lost), so an exact tie such as ``x / scale = 2.5`` goes to the even integer, 2.
+    ``x / scale`` is computed in float64 from ``x`` as given (float32 or float64) and the float32
+    ``scale`` of ``qp``: for float32 ``x`` that quotient is close enough to the exact one that no
+    tie is made or lost, so an exact tie such as ``x / scale = 2.5`` goes to the even integer, 2.
 
     Parameters
     ----------
@@ -89,8 +90,9 @@ def quantize(x, qp: QParams, rounding: str = "divide"):
     rounding : str
         ``"divide"`` (default): the formula above. ``"torch"``: bit-exact with
         ``torch.quantize_per_tensor`` / ``torch.quantize_per_channel`` of the installed torch,
-        which multiply by the float32 reciprocal of ``scale`` instead of dividing; it differs
-        from ``"divide"`` only on values within a float32 rounding of a tie. ``"fma"``,
+        which multiply by the float32 reciprocal of ``scale`` and add the zero point before
+        rounding; it differs from ``"divide"`` only on values within a float32 rounding of a tie
+        (see Notes). ``"fma"``,
         ``"mul_add"``, ``"mul_round"`` name torch's rules one by one (see Notes).
 
     Returns
@@ -103,14 +105,18 @@ def quantize(x, qp: QParams, rounding: str = "divide"):
 
     Notes
     -----
-    torch's x86 kernels compute ``x * inv`` with ``inv = float32(1 / scale)`` and round a float32
-    value that depends on the build (:func:`torch_rounding` probes it): torch 2.13 on AVX2 rounds
-    ``fma(x, inv, zero_point)`` per tensor (``"fma"``, one rounding) and
-    ``float32(x * inv) + zero_point`` per channel (``"mul_add"``); torch 2.11 on an AVX-512 Xeon
-    rounds ``float32(x * inv)`` and adds the zero point after (``"mul_round"``). Those rules, and
-    inputs of at least ``_kernels.MIN_SIZE`` values, run in ``compresslab.quant._kernels``
-    (cache-sized NumPy chunks, or one loop compiled by numba for large inputs when
-    ``compresslab[fast]`` is installed); the tests prove they give this function's integers.
+    torch's x86 kernels differ from the formula in two ways. They multiply by the float32
+    reciprocal ``inv = float32(1 / scale)`` instead of dividing, which moves values within a
+    float32 rounding of a tie to either side. And torch 2.13 adds the zero point *before*
+    rounding: it rounds ``fma(x, inv, zero_point)`` per tensor (``"fma"``, one rounding) and
+    ``float32(x * inv) + zero_point`` per channel (``"mul_add"``), so an exact tie ``k + 1/2``
+    becomes ``k + zero_point + 1/2``, and with an odd zero point "half to even" picks the other
+    neighbour. torch 2.11 (seen on an AVX-512 Xeon) rounds ``float32(x * inv)`` and adds the
+    zero point after (``"mul_round"``), as torch's ``fake_quantize_*`` kernels do;
+    :func:`torch_rounding` probes the installed torch. Those rules, and inputs of at least
+    ``_kernels.MIN_SIZE`` values, run in ``compresslab.quant._kernels`` (cache-sized NumPy
+    chunks, or one loop compiled by numba for large inputs when ``compresslab[fast]`` is
+    installed); the tests prove they give this function's integers.
 
     Examples
     --------
@@ -119,9 +125,9 @@ def quantize(x, qp: QParams, rounding: str = "divide"):
     array([   0,    2,    2, -128], dtype=int8)
     """
     rule = _kernels.rule_for(rounding, qp)                       # validates qp and rounding
-    if rule != "divide" or np.size(x) >= _kernels.MIN_SIZE:
+    if rule != "divide" or V.num_elements(x, "x") >= _kernels.MIN_SIZE:
         return _kernels.quantize(x, qp, rule)                   # same integers, fewer passes
-    x = V.as_float32(x, "x")
+    x = V.as_float_array(x, "x")
     scale, zero_point = qp.shaped_like(x)
     q = np.rint(x.astype(np.float64) / scale) + zero_point
     return np.clip(q, qp.qmin, qp.qmax).astype(qp.dtype)
@@ -154,7 +160,7 @@ def dequantize(q, qp: QParams):
 
 
 @backend.same_kind
-def fake_quantize(x, qp: QParams, rounding: str = "divide"):
+def fake_quantize(x, qp: QParams, rounding: str = DEFAULT_ROUNDING):
     """Quantize then dequantize: ``x_hat = (clamp(round(x / scale) + zp, qmin, qmax) - zp) * scale``.
 
     The result is float32 but takes only ``qmax - qmin + 1`` distinct values per channel: what a
@@ -170,6 +176,12 @@ def fake_quantize(x, qp: QParams, rounding: str = "divide"):
     Returns
     -------
     float32 array of x's shape
+
+    Notes
+    -----
+    torch's ``fake_quantize_per_tensor_affine`` / ``fake_quantize_per_channel_affine`` round by
+    another rule than its ``quantize_per_*`` kernels: ``x * (1/s)`` rounded first, ``z`` added
+    after; ``rounding="mul_round"`` gives their results bit for bit (tested).
 
     Examples
     --------

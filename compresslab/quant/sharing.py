@@ -73,40 +73,49 @@ def kmeans(w, bits: int, seed: Any = 0, mask=None, iters: int = 30, init: str = 
     >>> [round(float(c), 2) for c in cb], idx.tolist()
     ([0.05, 0.95], [0, 0, 1, 1])
     """
-    w = V.as_float32(w, "w")
-    bits = V.check_bits(bits, low=1)
-    V.check_int(iters, "iters", 1)
-    V.check_choice(init, "init", {"linear", "density", "random"})
-    m = _mask_bool(mask, w.shape)
-    vals = w[m] if m is not None else w.ravel()
-    if vals.size == 0:
-        raise ValueError("mask keeps no weights: nothing to cluster")
-    k = 2 ** int(bits)
-    if init == "linear":
-        c = np.linspace(vals.min(), vals.max(), k).astype(np.float64)
-    elif init == "density":
-        c = np.quantile(vals, np.linspace(0, 1, k)).astype(np.float64)
-    else:
-        g = V.rng(seed)
-        c = g.choice(vals, size=k, replace=vals.size < k).astype(np.float64)
-    v64 = vals.astype(np.float64)
+    w, keep = _check_kmeans(w, bits, mask, iters, init)      # keep: which weights are clustered
+    k = 2 ** bits
+    c = _initial_centroids(w[keep], k, init, seed)           # float64, from the float32 weights
+    v = w[keep].astype(np.float64)
     assign = None
-    for _ in range(iters):
-        new = _nearest(v64, c)
+    for _ in range(iters):                                   # Lloyd's algorithm
+        new = _nearest(v, c)                                 # assign each weight to a centroid
         if assign is not None and np.array_equal(new, assign):
             break
         assign = new
-        sums = np.bincount(assign, weights=v64, minlength=k)
+        sums = np.bincount(assign, weights=v, minlength=k)
         counts = np.bincount(assign, minlength=k)
         nonempty = counts > 0
-        c[nonempty] = sums[nonempty] / counts[nonempty]   # centroid = mean of its members
-    assign = _nearest(v64, c)
-    idx = np.full(w.shape, -1, dtype=np.int32)
-    if m is not None:
-        idx[m] = assign
-    else:
-        idx = assign.reshape(w.shape).astype(np.int32)
+        c[nonempty] = sums[nonempty] / counts[nonempty]    # centroid = mean of its members
+    idx = np.full(w.shape, -1, dtype=np.int32)               # -1: pruned, not clustered
+    idx[keep] = _nearest(v, c)
     return c.astype(F32), idx
+
+
+def _check_kmeans(w, bits, mask, iters, init):
+    """Validate :func:`kmeans`'s arguments; return w (float32) and the boolean mask of the
+    weights to cluster (all of them without ``mask``)."""
+    w = V.as_float32(w, "w")
+    V.check_bits(bits, low=1)
+    V.check_int(iters, "iters", 1)
+    V.check_choice(init, "init", {"linear", "density", "random"})
+    keep = _mask_bool(mask, w.shape)
+    keep = np.ones(w.shape, bool) if keep is None else keep
+    if not keep.any():
+        raise ValueError("mask keeps no weights: nothing to cluster")
+    return w, keep
+
+
+def _initial_centroids(v, k, init, seed):
+    """``k`` starting centroids: linearly spaced over [min, max], at the quantiles of ``v``
+    ("density"), or ``k`` weights drawn at random."""
+    if init == "linear":
+        c = np.linspace(v.min(), v.max(), k)
+    elif init == "density":
+        c = np.quantile(v, np.linspace(0, 1, k))
+    else:
+        c = V.rng(seed).choice(v, size=k, replace=v.size < k)
+    return c.astype(np.float64)
 
 
 def _nearest(v: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -352,11 +361,16 @@ def finetune_codebooks(model, codebooks, X, y, *, epochs: int = 3, lr: float = 1
     layers = nn.weighted_layers(model)
     if len(codebooks) != len(layers):
         raise ValueError(f"codebooks has {len(codebooks)} entries for {len(layers)} weighted layers")
+    before = [layer.weight_transform for layer in layers]
     for layer, (cb, idx) in zip(layers, codebooks):
         layer.weight_transform = SharedWeights(cb, idx, lr=lr)
-    # the optimizer only touches the biases (weights receive a zero gradient)
-    nn.fit(model, X, y, epochs=epochs, batch_size=batch_size, optimizer=nn.SGD(model, lr=lr, momentum=0.0),
-           seed=seed, progress=progress, desc="codebook fine-tuning")
+    try:    # the optimizer steps the biases; the weights receive a zero gradient
+        nn.fit(model, X, y, epochs=epochs, batch_size=batch_size, optimizer=nn.SGD(model, lr=lr, momentum=0.0),
+               seed=seed, progress=progress, desc="codebook fine-tuning")
+    except Exception:           # bad X or y: leave the model as it was given
+        for layer, transform in zip(layers, before):
+            layer.weight_transform = transform
+        raise
     books = []
     for layer in layers:
         t = layer.weight_transform

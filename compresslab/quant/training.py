@@ -48,8 +48,10 @@ class FakeQuant:
     Notes
     -----
     The integer type follows the scheme's default: signed for symmetric, unsigned for affine.
-    With the min-max observer the range is recomputed from ``w`` at every step, so it clips
-    (almost) nothing; the percentile and MSE observers clip outliers, whose gradient is then 0.
+    With the min-max observer the range is recomputed from ``w`` at every step, so it clips only
+    a weight that rounds just past the last level (the symmetric scheme puts a channel's largest
+    positive weight on the tie ``qmax + 1/2``); the percentile and MSE observers clip outliers.
+    Either way a clipped weight's gradient is 0.
 
     Examples
     --------
@@ -152,7 +154,14 @@ def qat(model, X, y, bits: int = 4, *, scheme: str = "symmetric", per_channel: b
     >>> len(hist.loss), m[0].weight_transform
     (2, FakeQuant(bits=4, scheme='symmetric', per_channel=True, observer='minmax'))
     """
-    for layer in nn.weighted_layers(model):
+    layers = nn.weighted_layers(model)
+    before = [layer.weight_transform for layer in layers]
+    for layer in layers:
         layer.weight_transform = FakeQuant(bits, scheme, per_channel, observer)
-    return nn.fit(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, val=val,
-                  progress=progress, desc=f"QAT {bits}-bit")
+    try:
+        return nn.fit(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, val=val,
+                      progress=progress, desc=f"QAT {bits}-bit")
+    except Exception:           # bad X or y: leave the model as it was given
+        for layer, transform in zip(layers, before):
+            layer.weight_transform = transform
+        raise
