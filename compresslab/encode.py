@@ -106,7 +106,7 @@ def pack_bits(values: Any, bits: int) -> np.ndarray:
     >>> pack_bits([1, 2, 3], bits=2).tolist()   # 01 10 11 00 -> 0b01101100
     [108]
     """
-    bits = V.check_int(bits, "bits", 1, 32)
+    bits = V.check_bits(bits, "bits", 1, 32)
     v = _as_symbols(values, "values")
     if v.size and v.max() >= 2 ** bits:
         raise ValueError(f"values must be < 2**bits = {2 ** bits}, got {v.max()}")
@@ -140,7 +140,7 @@ def unpack_bits(data: Any, bits: int, count: int) -> np.ndarray:
     >>> unpack_bits([108], bits=2, count=3).tolist()
     [1, 2, 3]
     """
-    bits = V.check_int(bits, "bits", 1, 32)
+    bits = V.check_bits(bits, "bits", 1, 32)
     count = V.check_int(count, "count", 0)
     data = np.asarray(backend.to_numpy(data), dtype=np.uint8).ravel()
     need = math.ceil(count * bits / 8)
@@ -180,7 +180,7 @@ def relative_index_encode(w: Any, bits: int) -> tuple[np.ndarray, np.ndarray]:
     >>> v.tolist(), g.tolist()      # 7 zeros between 5 and 7 > 3: a filler after 3 of them
     ([5.0, 0.0, 7.0], [2, 3, 3])
     """
-    bits = V.check_int(bits, "bits", 1, 16)
+    bits = V.check_bits(bits, "bits", 1, 16)
     w = V.as_float_array(w, "w", allow_empty=True)
     flat = w.ravel()
     pos = np.flatnonzero(flat)
@@ -821,8 +821,8 @@ def pack_model(model: nn.Sequential, *, sparse="auto", gap_bits: int = 5, codebo
     for name, value in (("sparse", sparse), ("codebook", codebook), ("huffman", huffman)):
         if value not in (True, False, _AUTO):
             raise ValueError(f"{name} must be True, False or 'auto', got {value!r}")
-    gap_bits = V.check_int(gap_bits, "gap_bits", 1, 16)
-    max_codebook_bits = V.check_int(max_codebook_bits, "max_codebook_bits", 1, 16)
+    gap_bits = V.check_bits(gap_bits, "gap_bits", 1, 16)
+    max_codebook_bits = V.check_bits(max_codebook_bits, "max_codebook_bits", 1, 16)
     V.check_choice(bias_dtype, "bias_dtype", {"float32", "float16"})
     params, chunks = [], []
 

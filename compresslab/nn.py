@@ -950,7 +950,7 @@ def nbytes(model: Module, bits: int = 32) -> int:
     >>> nbytes(mlp((4, 3, 2))), nbytes(mlp((4, 3, 2)), bits=4)
     (92, 12)
     """
-    V.check_int(bits, "bits", 1, 64)
+    V.check_bits(bits, "bits", 1, 64)
     return math.ceil(num_params(model) * bits / 8)
 
 

@@ -302,11 +302,11 @@ def layer_costs(model, batch: int = 1, input_shape: Sequence[int] | None = None,
     from .. import nn
     model = _as_compresslab(model)
     V.check_int(batch, "batch", 1)
-    V.check_int(bits, "bits", 1, 64)
-    V.check_int(act_bits, "act_bits", 1, 64)
+    V.check_bits(bits, "bits", 1, 64)
+    V.check_bits(act_bits, "act_bits", 1, 64)
     if bias_bits is None:
         bias_bits = 32 if bits < 32 else bits
-    V.check_int(bias_bits, "bias_bits", 1, 64)
+    V.check_bits(bias_bits, "bias_bits", 1, 64)
     if input_shape is None:
         first = model.layers[0] if model.layers else None
         if not isinstance(first, nn.Linear):
