@@ -1,5 +1,13 @@
-"""Lesson 03 checkers: the right answer passes, each classic mistake gets its specific hint."""
+"""Lesson 03 checkers: the lesson's solutions pass, each classic mistake gets its own hint.
+
+The wrong answers are written the way a learner would write them (D.log_softmax, NumPy), not by
+calling the checker's own models of the mistakes.
+"""
 from __future__ import annotations
+
+import json
+import pathlib
+import time
 
 import numpy as np
 import pytest
@@ -7,83 +15,219 @@ import pytest
 from compresslab import distill as D
 from compresslab.exercises import lesson03 as ex
 
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "lessons" / "03_distillation.ipynb"
 
-def _lsm(z, T=1.0):
-    z = np.asarray(z, dtype=np.float64) / T
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+# The solution cells of lessons/03_distillation.ipynb, verbatim (test_solutions_are_the_lessons
+# keeps this copy equal to the notebook).
+SOLUTIONS = {
+    "ex3_1-solution": '''\
+def soft_loss(student_logits, teacher_logits, T):
+    ### BEGIN SOLUTION
+    log_p = D.log_softmax(teacher_logits, T)        # teacher
+    log_q = D.log_softmax(student_logits, T)        # student
+    kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
+    return float(T ** 2 * kl.mean())
+    ### END SOLUTION''',
+    "ex3_2-solution": '''\
+def kd_loss_value(student_logits, teacher_logits, labels, T, alpha):
+    ### BEGIN SOLUTION
+    n = len(labels)
+    hard = -D.log_softmax(student_logits, 1.0)[np.arange(n), labels].mean()
+    log_p = D.log_softmax(teacher_logits, T)
+    soft = T ** 2 * (np.exp(log_p) * (log_p - D.log_softmax(student_logits, T))).sum(axis=1).mean()
+    return float((1 - alpha) * hard + alpha * soft)
+    ### END SOLUTION''',
+}
+
+
+def _solution(grade_id):
+    ns = {"np": np, "D": D}
+    exec(SOLUTIONS[grade_id], ns)
+    return ns[SOLUTIONS[grade_id].split("(")[0].removeprefix("def ")]
+
+
+def test_solutions_are_the_lessons():
+    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"]).strip()
+             for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]}
+    for grade_id, source in SOLUTIONS.items():
+        assert cells[grade_id] == source, f"{grade_id} changed in the notebook: update SOLUTIONS"
+
+
+@pytest.mark.parametrize("check,grade_id", [(ex.check_soft_loss, "ex3_1-solution"),
+                                            (ex.check_kd_loss, "ex3_2-solution")])
+def test_lesson_solution_passes_quickly(check, grade_id):
+    t0 = time.perf_counter()
+    r = check(_solution(grade_id), quiet=True)
+    assert r.passed, r.message
+    assert time.perf_counter() - t0 < 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# helpers a learner might write
+# --------------------------------------------------------------------------------------------
+L = D.log_softmax
 
 
 def _kl(lp, lq):
     return (np.exp(lp) * (lp - lq)).sum(axis=1)
 
 
+def _softmax0(z, T=1.0):       # a hand-written softmax that forgot axis=1
+    e = np.exp(np.asarray(z, np.float64) / T)
+    return e / e.sum(axis=0, keepdims=True)
+
+
 def soft_right(s, t, T):
-    return T * T * _kl(_lsm(t, T), _lsm(s, T)).mean()
+    return T * T * _kl(L(t, T), L(s, T)).mean()
 
 
-SOFT_WRONG = {
-    "T**2 times too small": lambda s, t, T: _kl(_lsm(t, T), _lsm(s, T)).mean(),
-    "wrong way round": lambda s, t, T: T * T * _kl(_lsm(s, T), _lsm(t, T)).mean(),
-    "LOG-probabilities belong (torch":
-        lambda s, t, T: T * T * (np.exp(_lsm(t, T)) * (_lsm(t, T) - np.exp(_lsm(s, T)))).sum(1).mean(),
-    "teacher only": lambda s, t, T: T * T * _kl(_lsm(t, T), _lsm(s)).mean(),
-    "student only": lambda s, t, T: T * T * _kl(_lsm(t), _lsm(s, T)).mean(),
-    "forgot the temperature": lambda s, t, T: T * T * _kl(_lsm(t), _lsm(s)).mean(),
-    "every element": lambda s, t, T: T * T * _kl(_lsm(t, T), _lsm(s, T)).mean() / s.shape[1],
-    "instead of T**2": lambda s, t, T: T * _kl(_lsm(t, T), _lsm(s, T)).mean(),
-}
+def _hard(s, y, T=1.0):
+    return -L(s, T)[np.arange(len(y)), y].mean()
 
 
 def full_right(s, t, y, T, a):
-    ce = -_lsm(s)[np.arange(len(y)), y].mean()
-    return (1 - a) * ce + a * soft_right(s, t, T)
+    return (1 - a) * _hard(s, y) + a * soft_right(s, t, T)
 
 
-def _ce(s, y, T=1.0):
-    return -_lsm(s, T)[np.arange(len(y)), y].mean()
+# --------------------------------------------------------------------------------------------
+# 3.1
+# --------------------------------------------------------------------------------------------
+SOFT_RIGHT = [
+    soft_right,
+    lambda s, t, T: np.float32(soft_right(s, t, T)),                       # a NumPy scalar
+    lambda s, t, T: np.array(soft_right(s, t, T)),                         # a 0-d array
+    lambda s, t, T: T ** 2 * np.mean(np.sum(np.exp(L(t, T)) * (L(t, T) - L(s, T)), axis=-1)),
+]
 
-
-FULL_WRONG = {
-    "hard-label cross-entropy uses the ordinary softmax":
-        lambda s, t, y, T, a: (1 - a) * _ce(s, y, T) + a * soft_right(s, t, T),
-    "missing its T**2": lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * soft_right(s, t, T) / T ** 2,
-    "wrong way round": lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl(_lsm(s, T), _lsm(t, T)).mean(),
-    "alpha weighs the wrong term": lambda s, t, y, T, a: a * _ce(s, y) + (1 - a) * soft_right(s, t, T),
-    "teacher only": lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl(_lsm(t, T), _lsm(s)).mean(),
-    "student only": lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl(_lsm(t), _lsm(s, T)).mean(),
+SOFT_WRONG = {
+    "T**2 times too small": lambda s, t, T: _kl(L(t, T), L(s, T)).mean(),
+    "instead of T**2": lambda s, t, T: T * _kl(L(t, T), L(s, T)).mean(),
+    "wrong way round": lambda s, t, T: T * T * _kl(L(s, T), L(t, T)).mean(),
+    "student's probabilities where its LOG-probabilities belong (torch":
+        lambda s, t, T: T * T * (np.exp(L(t, T)) * (L(t, T) - np.exp(L(s, T)))).sum(1).mean(),
+    "teacher's probabilities where its LOG-probabilities belong":
+        lambda s, t, T: T * T * (np.exp(L(t, T)) * (np.exp(L(t, T)) - L(s, T))).sum(1).mean(),
+    "on both sides": lambda s, t, T: T * T * (D.softmax(t, T) * (D.softmax(t, T) - D.softmax(s, T))).sum(1).mean(),
+    "not its log-probabilities": lambda s, t, T: T * T * (L(t, T) * (L(t, T) - L(s, T))).sum(1).mean(),
+    "soft cross-entropy": lambda s, t, T: T * T * (-(D.softmax(t, T) * L(s, T)).sum(1)).mean(),
+    "teacher only": lambda s, t, T: T * T * _kl(L(t, T), L(s)).mean(),
+    "student only": lambda s, t, T: T * T * _kl(L(t), L(s, T)).mean(),
+    "forgot the temperature": lambda s, t, T: T * T * _kl(L(t), L(s)).mean(),
+    "multiplied the logits by T": lambda s, t, T: T * T * _kl(L(t * T), L(s * T)).mean(),
+    "wrong axis": lambda s, t, T: T * T * (_softmax0(t, T) * np.log(_softmax0(t, T) / _softmax0(s, T))).sum(1).mean(),
+    "every element": lambda s, t, T: T * T * (np.exp(L(t, T)) * (L(t, T) - L(s, T))).mean(),
+    "you summed over the batch; average": lambda s, t, T: T * T * _kl(L(t, T), L(s, T)).sum(),
+    "summed over the batch and averaged over the classes":
+        lambda s, t, T: T * T * (np.exp(L(t, T)) * (L(t, T) - L(s, T))).sum(axis=0).mean(),
+    "got an array of shape (6,): average": lambda s, t, T: T * T * _kl(L(t, T), L(s, T)),   # forgot the mean
+    "NaN or infinite on ordinary logits":
+        lambda s, t, T: T * T * (L(s, T) * np.log(L(t, T))).sum(1).mean(),  # log of log-probabilities
 }
 
 
-def test_soft_right_answer_passes():
-    r = ex.check_soft_loss(soft_right, quiet=True)
-    assert r.passed, r.message
-
-
-def test_soft_answer_with_torch_tensors_style_float_passes():
-    r = ex.check_soft_loss(lambda s, t, T: np.float32(soft_right(s, t, T)), quiet=True)
-    assert r.passed, r.message
+def test_soft_right_answers_pass():
+    for fn in SOFT_RIGHT:
+        r = ex.check_soft_loss(fn, quiet=True)
+        assert r.passed, r.message
 
 
 @pytest.mark.parametrize("hint", list(SOFT_WRONG))
 def test_soft_mistakes_get_their_hint(hint):
-    r = ex.check_soft_loss(SOFT_WRONG[hint], quiet=True)
+    with np.errstate(all="ignore"):
+        r = ex.check_soft_loss(SOFT_WRONG[hint], quiet=True)
     assert not r.passed and hint in r.message, r.message
 
 
+def _naive_soft(s, t, T):
+    p, q = D.softmax(np.asarray(t, np.float64), T), D.softmax(np.asarray(s, np.float64), T)
+    with np.errstate(all="ignore"):
+        return T * T * (p * (np.log(p) - np.log(q))).sum(1).mean()
+
+
+def _eps_soft(s, t, T):
+    p, q = D.softmax(np.asarray(t, np.float64), T), D.softmax(np.asarray(s, np.float64), T)
+    return T * T * (p * (np.log(p + 1e-12) - np.log(q + 1e-12))).sum(1).mean()
+
+
+def test_soft_two_mistakes_are_both_named():
+    """torch's F.kl_div with its default reduction='mean' and no T**2: two mistakes, both named."""
+    def torch_default(s, t, T):
+        return (np.exp(L(t, T)) * (L(t, T) - L(s, T))).mean()
+    r = ex.check_soft_loss(torch_default, quiet=True)
+    assert r.message.startswith("two mistakes") and "T**2 times too small" in r.message \
+        and "every element" in r.message, r.message
+    r = ex.check_soft_loss(lambda s, t, T: _kl(L(s, T), L(t, T)).mean(), quiet=True)   # reversed, no T**2
+    assert "wrong way round" in r.message and "T**2 times too small" in r.message, r.message
+
+
+def test_every_modelled_pair_of_soft_mistakes_is_named():
+    for m in ex._SOFT_PAIRS:
+        r = ex.check_soft_loss(m.fn, quiet=True)
+        assert not r.passed and r.message.startswith(m.hint), r.message
+
+
 def test_soft_naive_log_of_softmax_is_caught_on_underflow():
-    def naive(s, t, T):
-        p = np.exp(_lsm(t, T))
-        q = np.exp(_lsm(s, T))
-        with np.errstate(all="ignore"):
-            return T * T * (p * (np.log(p) - np.log(q))).sum(1).mean()
-    r = ex.check_soft_loss(naive, quiet=True)
-    assert not r.passed and "log_softmax" in r.message, r.message
+    r = ex.check_soft_loss(_naive_soft, quiet=True)
+    assert not r.passed and "log_softmax" in r.message and "underflows" in r.message, r.message
 
 
-def test_full_right_answer_and_library_pass():
-    assert ex.check_kd_loss(full_right, quiet=True).passed
-    assert ex.check_kd_loss(lambda s, t, y, T, a: D.kd_loss(s, t, y, T, a)[0], quiet=True).passed
+def test_soft_epsilon_clipping_is_caught_on_student_underflow():
+    r = ex.check_soft_loss(_eps_soft, quiet=True)
+    assert not r.passed and "right on ordinary logits" in r.message and "student" in r.message, r.message
+
+
+@pytest.mark.parametrize("m", ex._SOFT_MISTAKES, ids=lambda m: m.hint[:40])
+def test_every_modelled_soft_mistake_is_named_first(m):
+    r = ex.check_soft_loss(m.fn, quiet=True)
+    assert not r.passed and r.message.startswith(m.hint), r.message
+
+
+# --------------------------------------------------------------------------------------------
+# 3.2
+# --------------------------------------------------------------------------------------------
+FULL_RIGHT = [
+    full_right,
+    lambda s, t, y, T, a: D.kd_loss(s, t, y, T, a)[0],
+    lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * T ** 2 * _kl(L(t, T), L(s, T)).sum() / len(y),
+]
+
+FULL_WRONG = {
+    "alpha weighs the wrong term": lambda s, t, y, T, a: a * _hard(s, y) + (1 - a) * soft_right(s, t, T),
+    "hard-label term needs the weight (1 - alpha)": lambda s, t, y, T, a: _hard(s, y) + a * soft_right(s, t, T),
+    "soft term needs the weight alpha": lambda s, t, y, T, a: (1 - a) * _hard(s, y) + soft_right(s, t, T),
+    "weigh the two terms": lambda s, t, y, T, a: _hard(s, y) + soft_right(s, t, T),
+    "T**2 multiplies the soft term only": lambda s, t, y, T, a: T ** 2 * ((1 - a) * _hard(s, y)
+                                                                          + a * _kl(L(t, T), L(s, T)).mean()),
+    "hard-label cross-entropy uses the ordinary softmax":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y, T) + a * soft_right(s, t, T),
+    "missing its log": lambda s, t, y, T, a: (1 - a) * -D.softmax(s)[np.arange(len(y)), y].mean()
+        + a * soft_right(s, t, T),
+    "hard-label term is averaged over every element":
+        lambda s, t, y, T, a: (1 - a) * -(np.eye(s.shape[1])[y] * L(s)).mean() + a * soft_right(s, t, T),
+    "hard-label term is summed over the batch":
+        lambda s, t, y, T, a: (1 - a) * -L(s)[np.arange(len(y)), y].sum() + a * soft_right(s, t, T),
+    "uses the teacher's logits": lambda s, t, y, T, a: (1 - a) * _hard(t, y) + a * soft_right(s, t, T),
+    # the soft term's mistakes, inside the whole loss
+    "in the soft term: your value is T**2 times too small":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * _kl(L(t, T), L(s, T)).mean(),
+    "in the soft term: the KL divergence is the wrong way round":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * T * T * _kl(L(s, T), L(t, T)).mean(),
+    "in the soft term: the temperature is applied to the teacher only":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * T * T * _kl(L(t, T), L(s)).mean(),
+    "in the soft term: the temperature is applied to the student only":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * T * T * _kl(L(t), L(s, T)).mean(),
+    "in the soft term: you averaged over every element":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * T * T * (np.exp(L(t, T)) * (L(t, T) - L(s, T))).mean(),
+    "in the soft term: you computed the soft cross-entropy":
+        lambda s, t, y, T, a: (1 - a) * _hard(s, y) + a * T * T * (-(D.softmax(t, T) * L(s, T)).sum(1)).mean(),
+    "not a tuple": lambda s, t, y, T, a: D.kd_loss(s, t, y, T, a),
+}
+
+
+def test_full_right_answers_pass():
+    for fn in FULL_RIGHT:
+        r = ex.check_kd_loss(fn, quiet=True)
+        assert r.passed, r.message
 
 
 @pytest.mark.parametrize("hint", list(FULL_WRONG))
@@ -92,9 +236,34 @@ def test_full_mistakes_get_their_hint(hint):
     assert not r.passed and hint in r.message, r.message
 
 
-def test_returning_the_tuple_is_explained():
-    r = ex.check_kd_loss(lambda s, t, y, T, a: D.kd_loss(s, t, y, T, a), quiet=True)
-    assert not r.passed and "not a tuple" in r.message
+@pytest.mark.parametrize("m", ex._FULL_MISTAKES, ids=lambda m: m.hint[:40])
+def test_every_modelled_full_mistake_is_named_first(m):
+    r = ex.check_kd_loss(m.fn, quiet=True)
+    assert not r.passed and r.message.startswith(m.hint), r.message
+
+
+def test_full_two_mistakes_are_both_named():
+    r = ex.check_kd_loss(lambda s, t, y, T, a: a * _hard(s, y) + (1 - a) * _kl(L(t, T), L(s, T)).mean(), quiet=True)
+    assert r.message.startswith("two mistakes") and "alpha weighs the wrong term" in r.message \
+        and "T**2 times too small" in r.message, r.message
+    r = ex.check_kd_loss(lambda s, t, y, T, a: (1 - a) * _hard(s, y, T) + a * T * T * _kl(L(s, T), L(t, T)).mean(),
+                         quiet=True)
+    assert "ordinary softmax (T = 1)" in r.message and "wrong way round" in r.message, r.message
+
+
+def test_every_modelled_pair_of_full_mistakes_is_named():
+    for m in ex._FULL_PAIRS:
+        r = ex.check_kd_loss(m.fn, quiet=True)
+        assert not r.passed and r.message.startswith(m.hint), r.message
+
+
+def test_full_naive_log_of_softmax_is_caught_on_underflow():
+    def naive(s, t, y, T, a):
+        with np.errstate(all="ignore"):
+            hard = -np.log(D.softmax(np.asarray(s, np.float64)))[np.arange(len(y)), y].mean()
+        return (1 - a) * hard + a * _naive_soft(s, t, T)
+    r = ex.check_kd_loss(naive, quiet=True)
+    assert not r.passed and "log_softmax" in r.message, r.message
 
 
 def test_not_attempted_and_crashing_answers(capsys):

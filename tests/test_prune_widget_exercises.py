@@ -2,6 +2,8 @@
 the exercise checkers (accept correct answers, name the classic mistakes)."""
 from __future__ import annotations
 
+import math
+
 import ipywidgets  # noqa: F401  (the test extra installs it: a broken install fails here, loudly)
 import matplotlib.figure
 import matplotlib.pyplot as plt
@@ -102,50 +104,312 @@ def _ok(result):
     return result.status == "pass"
 
 
-def test_checker_1_1_accepts_and_diagnoses():
-    def good(w, amount):
-        k = amount if isinstance(amount, int) else round(amount * w.size)
+def _k(amount, n):
+    return amount if isinstance(amount, int) else round(amount * n)
+
+
+def _assert_hints(check, wrong_answers):
+    """Each wrong answer fails with a message containing its expected words."""
+    for wrong, words in wrong_answers:
+        r = check(wrong, quiet=True)
+        assert r.status == "fail" and words in r.message, (wrong.__name__, words, r.message)
+
+
+# ------------------------------------------------------------------------ exercise 1.1
+# The solution cell of lessons/01_pruning.ipynb, copied verbatim.
+def lesson_magnitude_mask(w, amount):
+    k = amount if isinstance(amount, int) else round(amount * w.size)
+    mask = np.ones(w.size, dtype=np.float32)
+    mask[np.argsort(np.abs(w), axis=None)[:k]] = 0
+    return mask.reshape(w.shape)
+
+
+def _mask_from(w, order, k):
+    mask = np.ones(w.size, np.float32)
+    mask[order[:k]] = 0
+    return mask.reshape(w.shape)
+
+
+def test_checker_1_1_accepts_correct_answers_with_any_tie_order():
+    def stable(w, amount):          # ties: lowest index first (the documented rule)
+        return _mask_from(w, np.argsort(np.abs(w), axis=None, kind="stable"), _k(amount, w.size))
+
+    def highest_index_first(w, amount):     # another order among tied weights: also exact
+        a = np.abs(w).ravel()
+        return _mask_from(w, np.lexsort((-np.arange(a.size), a)), _k(amount, w.size))
+
+    def partition(w, amount):
+        k, a = _k(amount, w.size), np.abs(w).ravel()
         mask = np.ones(w.size, np.float32)
-        mask[np.argsort(np.abs(w), axis=None)[:k]] = 0
+        if k:
+            mask[np.argpartition(a, k - 1)[:k]] = 0
         return mask.reshape(w.shape)
 
-    assert _ok(ex.check_magnitude_mask(good, quiet=True))
-    assert _ok(ex.check_magnitude_mask(P.magnitude, quiet=True))
-    hints = {
-        ex._signed: "signed", ex._floor: "rounded down", ex._ceil: "rounded up",
-        ex._largest: "largest", ex._keeps_k: "inverted", ex._off_by_one: "off-by-one",
-    }
-    for wrong, word in hints.items():
-        r = ex.check_magnitude_mask(wrong, quiet=True)
-        assert r.status == "fail" and word in r.message, (word, r.message)
-    r = ex.check_magnitude_mask(lambda w, a: w, quiet=True)
-    assert r.status == "fail"
+    for good in (lesson_magnitude_mask, P.magnitude, stable, highest_index_first, partition):
+        r = ex.check_magnitude_mask(good, quiet=True)
+        assert _ok(r) and "all 12 test cases" in r.message, (good.__name__, r.message)
+
+
+def test_checker_1_1_names_each_mistake():
+    def signed(w, amount):
+        return _mask_from(w, np.argsort(w, axis=None), _k(amount, w.size))
+
+    def largest(w, amount):
+        return _mask_from(w, np.argsort(-np.abs(w), axis=None), _k(amount, w.size))
+
+    def inverted(w, amount):
+        mask = np.zeros(w.size, np.float32)
+        mask[np.argsort(np.abs(w), axis=None)[: _k(amount, w.size)]] = 1
+        return mask.reshape(w.shape)
+
+    def pruned_weights(w, amount):
+        return w * lesson_magnitude_mask(w, amount)
+
+    def no_axis(w, amount):                 # argsort of a 2-D array sorts each row
+        mask = np.ones(w.size, np.float32)
+        mask[np.argsort(np.abs(w))[: _k(amount, w.size)]] = 0
+        return mask.reshape(w.shape)
+
+    def rounding(fn):
+        def answer(w, amount):
+            k = amount if isinstance(amount, int) else fn(amount * w.size)
+            return _mask_from(w, np.argsort(np.abs(w), axis=None), k)
+        answer.__name__ = getattr(fn, "__name__", "rounding")
+        return answer
+
+    def kept_fraction(w, amount):
+        k = amount if isinstance(amount, int) else round((1 - amount) * w.size)
+        return _mask_from(w, np.argsort(np.abs(w), axis=None), k)
+
+    def int_as_fraction(w, amount):
+        return _mask_from(w, np.argsort(np.abs(w), axis=None), round(amount * w.size))
+
+    def by_value(w, amount):
+        k = round(amount * w.size) if amount <= 1 else amount
+        return _mask_from(w, np.argsort(np.abs(w), axis=None), k)
+
+    def one_too_many(w, amount):
+        return _mask_from(w, np.argsort(np.abs(w), axis=None), _k(amount, w.size) + 1)
+
+    def threshold_le(w, amount):            # ties at t all pruned; k = 0 reads a[-1]
+        a = np.abs(w)
+        t = np.partition(a.ravel(), _k(amount, w.size) - 1)[_k(amount, w.size) - 1]
+        return (a > t).astype(np.float32)
+
+    def threshold_le_k0_ok(w, amount):
+        a, k = np.abs(w), _k(amount, w.size)
+        if k == 0:
+            return np.ones(w.shape, np.float32)
+        return np.where(a <= np.sort(a, axis=None)[k - 1], 0, 1).astype(np.float32)
+
+    def threshold_ge(w, amount):            # keeps the k-th smallest itself
+        a = np.abs(w)
+        return (a >= np.sort(a, axis=None)[_k(amount, w.size) - 1]).astype(np.float32)
+
+    def threshold_next(w, amount):          # exact without ties, keeps ties below the cut
+        a, k = np.abs(w), _k(amount, w.size)
+        if k == w.size:
+            return np.zeros(w.shape, np.float32)
+        return (a >= np.sort(a, axis=None)[k]).astype(np.float32)
+
+    _assert_hints(ex.check_magnitude_mask, [
+        (signed, "*signed* values"), (largest, "*largest* magnitudes"), (inverted, "inverted"),
+        (pruned_weights, "returned the pruned weights w * mask"),
+        (no_axis, "sorts each row separately"),
+        (rounding(int), "rounded down"), (rounding(math.floor), "rounded down"),
+        (rounding(math.ceil), "rounded up (math.ceil)"),
+        (rounding(lambda x: int(x + 0.5)), "rounds halves up"),
+        (rounding(lambda x: math.floor(x + 0.5)), "rounds halves up"),
+        (kept_fraction, "fraction to *keep*"), (int_as_fraction, "treated an int amount as a fraction"),
+        (by_value, "by its value"), (one_too_many, "one weight too many"),
+        (threshold_le, "index k - 1 = -1 is the *largest* |w|"),
+        (threshold_le_k0_ok, "more than k are pruned when |w| values tie"),
+        (threshold_ge, "keeps the k-th weight itself"),
+        (threshold_next, "(k+1)-th smallest |w|"),
+    ])
+
+
+def test_checker_1_1_other_failures():
+    assert ex.check_magnitude_mask(lambda w, a: w, quiet=True).status == "fail"
 
     def todo(w, amount):
         raise NotImplementedError()
     assert ex.check_magnitude_mask(todo, quiet=True).status == "not attempted"
+    r = ex.check_magnitude_mask(lambda w, amount: np.ones(w.shape)[: amount], quiet=True)
+    assert r.status == "error" and "TypeError" in r.message
 
 
-def test_checker_1_2_accepts_and_diagnoses():
+def test_checker_1_1_tie_cases_straddle_the_threshold():
+    """With ties the documented count is exact: the tied |w| at the k-th position also occur on
+    both sides of the cut, so a threshold (<= or >=) prunes the wrong number."""
+    tied = [c for c in ex._magnitude_cases() if c.equal is not None]
+    assert len(tied) == 2
+    for case in tied:
+        w, amount = case.args
+        a, k = np.sort(np.abs(w), axis=None), P.count_to_prune(amount, w.size)
+        assert a[k - 1] == a[k], case.description
+        ref = P.magnitude(w, amount)
+        assert (ref == 0).sum() == k
+        other = lesson_magnitude_mask(w[::-1].copy(), amount)[::-1]   # another tie order
+        assert case.equal(other, ref) and not case.equal(ex._threshold_le_k0(w, amount), ref)
+
+
+# ------------------------------------------------------------------------ exercise 1.2
+def lesson_neuron_mask(W, amount):
+    k = amount if isinstance(amount, int) else round(amount * W.shape[0])
+    norms = np.linalg.norm(W, axis=1)
+    mask = np.ones(W.shape, dtype=np.float32)
+    mask[np.argsort(norms)[:k], :] = 0
+    return mask
+
+
+def _rows_mask(W, scores, k):
+    mask = np.ones(W.shape, np.float32)
+    mask[np.argsort(scores, kind="stable")[:k]] = 0
+    return mask
+
+
+def test_checker_1_2_accepts_correct_answers_with_any_tie_order():
     def good(W, amount):
         k = amount if isinstance(amount, int) else round(amount * W.shape[0])
         mask = np.ones(W.shape, np.float32)
         mask[np.argsort(np.linalg.norm(W, axis=1))[:k]] = 0
         return mask
 
-    assert _ok(ex.check_neuron_mask(good, quiet=True))
-    for wrong, word in {ex._wrong_axis: "columns", ex._signed_sum_rows: "signed sum",
-                        ex._floor_rows: "rounded down", ex._unstructured: "unstructured"}.items():
-        r = ex.check_neuron_mask(wrong, quiet=True)
-        assert r.status == "fail" and word in r.message, (word, r.message)
+    def squared_norms_last_tie_first(W, amount):    # same order as L2; ties: highest index first
+        sq = (W.astype(np.float64) ** 2).sum(axis=1)
+        order = np.lexsort((-np.arange(len(sq)), sq))
+        mask = np.ones(W.shape, np.float32)
+        mask[order[: _k(amount, W.shape[0])]] = 0
+        return mask
+
+    for answer in (lesson_neuron_mask, good, squared_norms_last_tie_first,
+                   lambda W, a: P.structured(W, a, dim=0)):
+        r = ex.check_neuron_mask(answer, quiet=True)
+        assert _ok(r) and "all 11 test cases" in r.message, r.message
 
 
-def test_checker_1_3_accepts_and_diagnoses():
-    assert _ok(ex.check_remove_neurons(lambda W1, b1, W2, k: (W1[k], b1[k], W2[:, k]), quiet=True))
-    for wrong, word in {ex._forgot_next: "forgot the next layer", ex._next_rows: "columns",
-                        ex._cols_first: "row", ex._forgot_bias: "biases"}.items():
-        r = ex.check_remove_neurons(wrong, quiet=True)
-        assert r.status == "fail" and word in r.message, (word, r.message)
+def test_checker_1_2_names_each_mistake():
+    def l2(W):
+        return np.linalg.norm(W, axis=1)
+
+    def by(score):
+        def answer(W, amount):
+            return _rows_mask(W, score(W), _k(amount, W.shape[0]))
+        return answer
+
+    def columns(W, amount):
+        k = _k(amount, W.shape[1])
+        mask = np.ones(W.shape, np.float32)
+        mask[:, np.argsort(np.linalg.norm(W, axis=0))[:k]] = 0
+        return mask
+
+    def largest(W, amount):
+        return _rows_mask(W, -l2(W), _k(amount, W.shape[0]))
+
+    def inverted(W, amount):
+        return 1 - lesson_neuron_mask(W, amount)
+
+    def row_vector(W, amount):
+        keep = np.ones(W.shape[0], np.float32)
+        keep[np.argsort(l2(W))[: _k(amount, W.shape[0])]] = 0
+        return keep
+
+    def count(fn):
+        def answer(W, amount):
+            k = amount if isinstance(amount, int) else fn(amount * W.shape[0])
+            return _rows_mask(W, l2(W), k)
+        return answer
+
+    def from_size(W, amount):       # 1.1's count
+        return _rows_mask(W, l2(W), amount if isinstance(amount, int) else round(amount * W.size))
+
+    def from_columns(W, amount):
+        return _rows_mask(W, l2(W), amount if isinstance(amount, int) else round(amount * W.shape[1]))
+
+    def kept_fraction(W, amount):
+        return _rows_mask(W, l2(W), _k(amount, W.shape[0]) if isinstance(amount, int)
+                          else round((1 - amount) * W.shape[0]))
+
+    def int_as_fraction(W, amount):
+        return _rows_mask(W, l2(W), round(amount * W.shape[0]))
+
+    def threshold(W, amount):
+        norms = l2(W)
+        t = np.sort(norms)[_k(amount, W.shape[0]) - 1]
+        return np.where(norms[:, None] <= t, 0.0, 1.0) * np.ones(W.shape, np.float32)
+
+    def unstructured(W, amount):
+        return P.magnitude(W, amount if isinstance(amount, float) else amount * W.shape[1])
+
+    _assert_hints(ex.check_neuron_mask, [
+        (columns, "you pruned columns"), (ex._wrong_axis, "columns"),
+        (by(lambda W: np.abs(W).sum(axis=1)), "L1 norm"),
+        (by(lambda W: np.abs(W).mean(axis=1)), "L1 norm"),
+        (by(lambda W: np.abs(W).max(axis=1)), "largest |w| (the L-infinity norm)"),
+        (by(lambda W: W.sum(axis=1)), "signed sum"),
+        (largest, "*largest* norm"), (inverted, "inverted"), (row_vector, "one value per row"),
+        (count(int), "rounded down"), (count(math.ceil), "rounded up (math.ceil)"),
+        (count(lambda x: int(x + 0.5)), "rounds halves up"),
+        (from_size, "count from all weights"), (from_columns, "number of columns"),
+        (kept_fraction, "to *keep*"), (int_as_fraction, "treated an int amount as a fraction"),
+        (threshold, "norm <= t"), (unstructured, "unstructured"),
+    ])
+
+
+def test_checker_1_2_the_norm_case_separates_l1_l2_and_max():
+    case = next(c for c in ex._neuron_cases() if "max |w|" in c.description)
+    W, amount = case.args
+    pruned = {name: int(np.flatnonzero(mask[:, 0] == 0)[0]) for name, mask in
+              {"L2": ex._ref_neuron_mask(W, amount), "L1": ex._l1_rows(W, amount),
+               "max": ex._linf_rows(W, amount)}.items()}
+    assert pruned == {"L2": 2, "L1": 3, "max": 1}
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), [8, 4, 3, 3.5])
+
+
+# ------------------------------------------------------------------------ exercise 1.3
+def lesson_remove_neurons(W1, b1, W2, keep):
+    return W1[keep], b1[keep], W2[:, keep]
+
+
+def test_checker_1_3_accepts_any_consistent_order():
+    def boolean_mask(W1, b1, W2, keep):      # kept neurons in sorted order: also right
+        alive = np.zeros(W1.shape[0], bool)
+        alive[keep] = True
+        return W1[alive], b1[alive], W2[:, alive]
+
+    def delete_the_others(W1, b1, W2, keep):
+        gone = [i for i in range(W1.shape[0]) if i not in set(keep.tolist())]
+        return np.delete(W1, gone, axis=0), np.delete(b1, gone), np.delete(W2, gone, axis=1)
+
+    for good in (lesson_remove_neurons, boolean_mask, delete_the_others):
+        r = ex.check_remove_neurons(good, quiet=True)
+        assert _ok(r) and "all 5 test cases" in r.message, r.message
+
+
+def test_checker_1_3_names_each_mistake():
+    def zeroed(W1, b1, W2, keep):
+        W1, b1, W2 = W1.copy(), b1.copy(), W2.copy()
+        gone = np.setdiff1d(np.arange(W1.shape[0]), keep)
+        W1[gone], b1[gone], W2[:, gone] = 0, 0, 0
+        return W1, b1, W2
+
+    def mixed_order(W1, b1, W2, keep):
+        return W1[np.sort(keep)], b1[keep], W2[:, keep]
+
+    _assert_hints(ex.check_remove_neurons, [
+        (lambda W1, b1, W2, k: (W1[k], b1[k], W2), "forgot the next layer"),
+        (lambda W1, b1, W2, k: (W1[k], b1[k], W2[k]), "not W2[keep]"),
+        (lambda W1, b1, W2, k: (W1[k], b1[k], W2.T[k]), "W2.T[keep]"),
+        (lambda W1, b1, W2, k: (W1[:, k], b1[k], W2[:, k]), "not W1[:, keep]"),
+        (lambda W1, b1, W2, k: (W1[k], b1, W2[:, k]), "kept all the biases"),
+        (lambda W1, b1, W2, k: (np.delete(W1, k, 0), np.delete(b1, k), np.delete(W2, k, 1)),
+         "deleted the neurons listed in `keep`"),
+        (zeroed, "zeroed the removed neurons"),
+        (mixed_order, "not in the same order"),
+        (lambda W1, b1, W2, k: (W1[k], b1[k], 2 * W2[:, k]), "W2_small holds wrong values"),
+        (lambda W1, b1, W2, k: [W1[k], b1[k]], "return a tuple of three arrays"),
+    ])
     assert ex.check_remove_neurons(lambda *a: a[0], quiet=True).status == "fail"
 
 
@@ -188,23 +452,46 @@ def test_plots_draw_what_they_are_given():
     plt.close("all")
 
 
-def test_checker_1_4_accepts_and_diagnoses():
-    import itertools
+# ------------------------------------------------------------------------ exercise 1.4
+import itertools  # noqa: E402  (the lesson's solution cell imports it the same way)
 
-    def good(scan, sizes, budget):
-        best, best_drop = None, np.inf
+
+def choose_sparsities(scan, sizes, budget):
+    # the solution cell of lessons/01_pruning.ipynb, copied verbatim
+    best, best_drop = None, float("inf")
+    for idx in itertools.product(range(len(scan.sparsities)), repeat=len(scan.layers)):
+        choice = {name: float(scan.sparsities[j]) for name, j in zip(scan.layers, idx)}
+        kept = sum(n - round(choice[name] * n) for name, n in sizes.items())
+        drop = sum(scan.baseline - scan.accuracy[i, j] for i, j in enumerate(idx))
+        if kept <= budget and drop < best_drop:
+            best, best_drop = choice, drop
+    return best
+
+
+def _search_by(kept_of, fits=lambda kept, budget: kept <= budget, sizes_of=lambda scan, sizes: sizes):
+    """A learner's exhaustive search with its own kept count and budget test."""
+    def answer(scan, sizes, budget):
+        sizes = sizes_of(scan, sizes)
+        best, best_drop = None, float("inf")
         for idx in itertools.product(range(len(scan.sparsities)), repeat=len(scan.layers)):
-            choice = {n: float(scan.sparsities[j]) for n, j in zip(scan.layers, idx)}
-            kept = sum(n - round(choice[k] * n) for k, n in sizes.items())
+            choice = {name: float(scan.sparsities[j]) for name, j in zip(scan.layers, idx)}
+            kept = sum(kept_of(choice[name], n) for name, n in sizes.items())
             drop = sum(scan.baseline - scan.accuracy[i, j] for i, j in enumerate(idx))
-            if kept <= budget and drop < best_drop:
+            if fits(kept, budget) and drop < best_drop:
                 best, best_drop = choice, drop
         return best
+    return answer
 
-    assert _ok(ex.check_choose_sparsities(good, quiet=True))
 
+def test_checker_1_4_accepts_the_lesson_solution():
+    r = ex.check_choose_sparsities(choose_sparsities, quiet=True)
+    assert _ok(r) and "all 9 cases" in r.message, r.message
+    assert _ok(ex.check_choose_sparsities(ex._ref_choose, quiet=True))
+
+
+def test_checker_1_4_names_each_mistake():
     def kept_fraction(*a):
-        return {k: 1 - v for k, v in good(*a).items()}
+        return {k: 1 - v for k, v in choose_sparsities(*a).items()}
 
     def uniform(scan, sizes, budget):
         for s in scan.sparsities:
@@ -221,11 +508,55 @@ def test_checker_1_4_accepts_and_diagnoses():
                     best, best_drop = dict(zip(scan.layers, map(float, sp))), drop
         return best
 
-    for wrong, word in {kept_fraction: "kept", uniform: "same sparsity for every layer",
-                        unweighted: "different sizes"}.items():
-        r = ex.check_choose_sparsities(wrong, quiet=True)
-        assert r.status == "fail" and word in r.message, (word, r.message)
+    def greedy(scan, sizes, budget):       # raise the layer losing least accuracy per weight removed
+        j = dict.fromkeys(scan.layers, 0)
+        while sum(n - round(scan.sparsities[j[k]] * n) for k, n in sizes.items()) > budget:
+            steps = []
+            for i, k in enumerate(scan.layers):
+                if j[k] + 1 < len(scan.sparsities):
+                    n = sizes[k]
+                    removed = round(scan.sparsities[j[k] + 1] * n) - round(scan.sparsities[j[k]] * n)
+                    steps.append(((scan.accuracy[i, j[k]] - scan.accuracy[i, j[k] + 1]) / removed, k))
+            j[min(steps)[1]] += 1
+        return {k: float(scan.sparsities[v]) for k, v in j.items()}
+
+    _assert_hints(ex.check_choose_sparsities, [
+        (kept_fraction, "fraction of weights *kept*"),
+        (uniform, "every layer the same sparsity"),
+        (unweighted, "different sizes"),
+        (_search_by(lambda s, n: n - round(s * n), fits=lambda kept, budget: kept < budget),
+         "a choice that keeps exactly `budget` weights is allowed"),
+        (_search_by(lambda s, n: (1 - s) * n), "(1 - s) * n without rounding"),
+        (_search_by(lambda s, n: n - int(s * n)), "rounded the pruned count down"),
+        (_search_by(lambda s, n: n - math.ceil(s * n)), "rounded the pruned count up"),
+        (_search_by(lambda s, n: n - round(s * n),
+                    sizes_of=lambda scan, sizes: dict(zip(scan.layers, sizes.values()))), "by position"),
+        (greedy, "a greedy choice can miss it"),
+    ])
     assert ex.check_choose_sparsities(lambda *a: {"0.weight": 0.5}, quiet=True).status == "fail"
+
+
+def test_checker_1_4_edge_cases_catch_what_they_say():
+    """Each edge case separates the reference from one rounding or budget variant; the exact
+    budget is met with equality by the best choice."""
+    cases = ex._budget_cases()
+    variants = {"strict": ex._strict_budget, "unrounded": ex._unrounded_kept, "floor": ex._floor_pruned,
+                "ceil": ex._ceil_pruned, "positional": ex._positional_sizes}
+    caught = {}
+    for case in cases:
+        want = ex._ref_choose(*case.args)
+        caught[case.description] = {name for name, f in variants.items()
+                                    if not case.equal(f(*case.args), want)}
+    edge = {note: next(d for d in caught if note in d) for note in (
+        "keeps exactly the budget", "not a whole number", "not (1 - s) * n", "ceil(s * n)", "another order")}
+    assert caught[edge["keeps exactly the budget"]] == {"strict"}
+    assert caught[edge["not a whole number"]] == {"floor"}
+    assert caught[edge["not (1 - s) * n"]] == {"unrounded", "floor"}
+    assert caught[edge["ceil(s * n)"]] == {"ceil"}
+    assert caught[edge["another order"]] == {"positional"}
+    exact = next(c for c in cases if c.description == edge["keeps exactly the budget"])
+    scan, sizes, budget = exact.args
+    assert ex._kept(sizes, ex._ref_choose(scan, sizes, budget)) == budget
 
 
 def test_neuron_mask_checker_rejects_l1_norm():

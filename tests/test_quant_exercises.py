@@ -1,8 +1,51 @@
-"""Lesson 02 checkers: the reference passes, every classic mistake gets its specific hint."""
+"""Lesson 02 checkers: the lesson's solutions pass, every classic mistake gets its own hint.
+
+Each wrong answer below is written the way a learner would write it (not by calling the
+checker's own model of the mistake), and must be rejected with a hint naming *that* mistake.
+"""
+import json
+import pathlib
+import time
+
 import numpy as np
 import pytest
 
 from compresslab.exercises import lesson02 as ex
+
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "lessons" / "02_quantization.ipynb"
+
+# The solution cells of lessons/02_quantization.ipynb, verbatim (test_solutions_are_the_lessons
+# keeps this copy equal to the notebook).
+SOLUTIONS = {
+    "ex2_1-solution": '''\
+def quantize_affine(x, scale, zero_point, qmin, qmax):
+    ### BEGIN SOLUTION
+    q = np.rint(np.asarray(x) / scale) + zero_point
+    return np.clip(q, qmin, qmax).astype(np.int64)
+    ### END SOLUTION''',
+    "ex2_2-solution": '''\
+def affine_qparams(x_min, x_max, bits):
+    ### BEGIN SOLUTION
+    qmin, qmax = 0, 2 ** bits - 1
+    scale = (x_max - x_min) / (qmax - qmin)
+    zero_point = int(np.clip(np.rint(qmin - x_min / scale), qmin, qmax))
+    return scale, zero_point
+    ### END SOLUTION''',
+    "ex2_3-solution": '''\
+def symmetric_quantize(x, bits):
+    ### BEGIN SOLUTION
+    qmax = 2 ** (bits - 1) - 1
+    scale = float(np.abs(x).max()) / qmax
+    q = np.clip(np.rint(np.asarray(x) / scale), -qmax, qmax).astype(np.int64)
+    return q, scale
+    ### END SOLUTION''',
+}
+
+
+def _solution(grade_id):
+    ns = {"np": np}
+    exec(SOLUTIONS[grade_id], ns)
+    return ns[SOLUTIONS[grade_id].split("(")[0].removeprefix("def ")]
 
 
 def _status(check, fn):
@@ -10,20 +53,26 @@ def _status(check, fn):
     return r.status, r.message
 
 
-def test_quantize_affine_checker():
-    ok = lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi).astype(np.int32)  # noqa: E731
-    assert _status(ex.check_quantize_affine, ok)[0] == "pass"
-    wrong = {
-        "floor": lambda x, s, z, lo, hi: np.clip(np.floor(x / s) + z, lo, hi),
-        "truncated": lambda x, s, z, lo, hi: np.clip((x / s).astype(int) + z, lo, hi),
-        "halves up": lambda x, s, z, lo, hi: np.clip(np.floor(x / s + 0.5) + z, lo, hi),
-        "away from zero": lambda x, s, z, lo, hi: np.clip(np.sign(x) * np.floor(np.abs(x / s) + 0.5) + z, lo, hi),
-        "forgot to clamp": lambda x, s, z, lo, hi: np.rint(x / s) + z,
-        "zero point": lambda x, s, z, lo, hi: np.clip(np.rint(x / s), lo, hi),
-    }
-    for hint, fn in wrong.items():
-        status, msg = _status(ex.check_quantize_affine, fn)
-        assert status == "fail" and hint in msg, (hint, msg)
+def _rejected_with(check, fn, hint):
+    status, msg = _status(check, fn)
+    assert status == "fail" and hint in msg, (hint, status, msg)
+
+
+def test_solutions_are_the_lessons():
+    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"]).strip()
+             for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]}
+    for grade_id, source in SOLUTIONS.items():
+        assert cells[grade_id] == source, f"{grade_id} changed in the notebook: update SOLUTIONS"
+
+
+@pytest.mark.parametrize("check,grade_id", [(ex.check_quantize_affine, "ex2_1-solution"),
+                                            (ex.check_affine_qparams, "ex2_2-solution"),
+                                            (ex.check_symmetric_quantize, "ex2_3-solution")])
+def test_lesson_solution_passes_quickly(check, grade_id):
+    t0 = time.perf_counter()
+    status, msg = _status(check, _solution(grade_id))
+    assert status == "pass", msg
+    assert time.perf_counter() - t0 < 0.5
 
 
 def _nie(*a):
@@ -36,68 +85,230 @@ def test_not_attempted(check):
     assert _status(check, _nie)[0] == "not attempted"
 
 
-def test_affine_qparams_checker():
-    def ok(lo, hi, bits):
-        qmin, qmax = 0, 2 ** bits - 1
-        s = (hi - lo) / (qmax - qmin)
-        return s, int(np.clip(np.rint(qmin - lo / s), qmin, qmax))
-    assert _status(ex.check_affine_qparams, ok)[0] == "pass"
-
-    def variant(scale=None, zp=None):
-        def f(lo, hi, bits):
-            qmax = 2 ** bits - 1               # qmin = 0
-            s = scale(lo, hi, qmax) if scale else (hi - lo) / qmax
-            return s, (zp(lo, s, qmax) if zp else int(np.clip(np.rint(-lo / s), 0, qmax)))
-        return f
-    wrong = {
-        "only x_max": variant(scale=lambda lo, hi, q: hi / q),
-        "symmetric scheme": variant(scale=lambda lo, hi, q: max(abs(lo), abs(hi)) / q),
-        "off by one": variant(scale=lambda lo, hi, q: (hi - lo) / (q + 1)),
-        "not an integer": variant(zp=lambda lo, s, q: -lo / s),
-        "not rounded": variant(zp=lambda lo, s, q: int(np.clip(-lo / s, 0, q))),
-        "not clamped": variant(zp=lambda lo, s, q: int(np.rint(-lo / s))),
-        "it is a float": variant(zp=lambda lo, s, q: float(np.clip(np.rint(-lo / s), 0, q))),
-    }
-    for hint, fn in wrong.items():
-        status, msg = _status(ex.check_affine_qparams, fn)
-        assert status == "fail" and hint in msg, (hint, msg)
+@pytest.mark.parametrize("check,mistakes", [(ex.check_quantize_affine, ex._QUANTIZE_MISTAKES),
+                                            (ex.check_affine_qparams, ex._QPARAMS_MISTAKES),
+                                            (ex.check_symmetric_quantize, ex._SYMMETRIC_MISTAKES)])
+def test_every_modelled_mistake_is_named_first(check, mistakes):
+    """No mistake is hidden behind another: each one, given as the answer, gets its own hint
+    (the framework names the first mistake matching the first failing case)."""
+    for m in mistakes:
+        if isinstance(m.fn(*_first_args(check)), ex._Marker):
+            continue  # a fallback, recognised by a property of the answer (tested below)
+        status, msg = _status(check, m.fn)
+        assert status == "fail" and msg.startswith(m.hint), (m.hint, msg)
 
 
-def test_symmetric_checker():
-    def ok(x, bits):
-        qmax = 2 ** (bits - 1) - 1
-        s = np.abs(x).max() / qmax
-        return np.clip(np.rint(x / s), -qmax, qmax).astype(np.int8), s
-    assert _status(ex.check_symmetric_quantize, ok)[0] == "pass"
-
-    def variant(qmax_fn, scale_fn=None):
-        def f(x, bits):
-            qmax = qmax_fn(bits)
-            s = scale_fn(x, bits) if scale_fn else np.abs(x).max() / qmax
-            return np.clip(np.rint(x / s), -qmax, qmax), s
-        return f
-    wrong = {
-        "off by one: a signed": variant(lambda b: 2 ** (b - 1)),
-        "off by one in the scale": variant(lambda b: 2 ** (b - 1) - 1, lambda x, b: np.abs(x).max() / 2 ** (b - 1)),
-        "unsigned maximum": variant(lambda b: 2 ** b - 1),
-        "not from (max - min)": variant(lambda b: 2 ** (b - 1) - 1,
-                                        lambda x, b: (x.max() - x.min()) / (2 ** (b - 1) - 1)),
-        "not max(x)": variant(lambda b: 2 ** (b - 1) - 1, lambda x, b: x.max() / (2 ** (b - 1) - 1)),
-    }
-    for hint, fn in wrong.items():
-        status, msg = _status(ex.check_symmetric_quantize, fn)
-        assert status == "fail" and hint in msg, (hint, msg)
+def _first_args(check):
+    return {ex.check_quantize_affine: (np.array([0.5]), 0.25, 0, -128, 127),
+            ex.check_affine_qparams: (-1.0, 1.0, 8),
+            ex.check_symmetric_quantize: (np.array([0.5, -1.0]), 8)}[check]
 
 
-def test_affine_qparams_checker_names_a_widened_range():
-    import numpy as np
+# ------------------------------------------------------------------------------ 2.1
+def _clip(q, lo, hi):
+    return np.clip(q, lo, hi).astype(np.int64)
 
-    from compresslab.exercises import lesson02 as ex
 
-    def widened(lo, hi, bits):
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-        s = (hi - lo) / (2 ** bits - 1)
-        return s, int(np.clip(np.rint(-lo / s), 0, 2 ** bits - 1))
+QUANTIZE_RIGHT = [
+    lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi).astype(np.int32),
+    lambda x, s, z, lo, hi: np.clip(np.round(x / s).astype(int) + z, lo, hi),
+    lambda x, s, z, lo, hi: [min(max(round(float(v) / s) + z, lo), hi) for v in x],   # Python's round: half even
+    lambda x, s, z, lo, hi: np.clip(np.rint(np.asarray(x, np.float64) / s) + z, lo, hi).astype(
+        np.uint8 if (lo, hi) == (0, 255) else np.int8),                               # the right small type
+]
 
-    r = ex.check_affine_qparams(widened, quiet=True)
-    assert r.status == "fail" and "widened the range" in r.message
+QUANTIZE_WRONG = {
+    "you used floor": lambda x, s, z, lo, hi: _clip(np.floor(x / s) + z, lo, hi),
+    "floor (np.floor or //)": lambda x, s, z, lo, hi: np.clip(x // s + z, lo, hi),
+    "you used ceil": lambda x, s, z, lo, hi: _clip(np.ceil(x / s) + z, lo, hi),
+    "you truncated towards zero": lambda x, s, z, lo, hi: np.clip((x / s).astype(int) + z, lo, hi),
+    "truncated towards zero (astype(int), int() or np.trunc)":
+        lambda x, s, z, lo, hi: np.clip((x / s + z).astype(int), lo, hi),
+    "you rounded halves up": lambda x, s, z, lo, hi: _clip(np.floor(x / s + 0.5) + z, lo, hi),
+    "you rounded halves down": lambda x, s, z, lo, hi: _clip(np.ceil(x / s - 0.5) + z, lo, hi),
+    "halves away from zero":
+        lambda x, s, z, lo, hi: _clip(np.sign(x) * np.floor(np.abs(x / s) + 0.5) + z, lo, hi),
+    "halves towards zero": lambda x, s, z, lo, hi: _clip(np.sign(x) * np.ceil(np.abs(x / s) - 0.5) + z, lo, hi),
+    "you did not round": lambda x, s, z, lo, hi: np.clip(x / s + z, lo, hi),
+    # the known hole: torch's kernel rule, differs at ties when z is odd
+    "add the zero point after rounding: rint(x/s + z) differs from rint(x/s) + z at ties when z is odd":
+        lambda x, s, z, lo, hi: _clip(np.rint(x / s + z), lo, hi),
+    "add the zero point after rounding": lambda x, s, z, lo, hi: _clip(np.round(np.asarray(x) / s + z), lo, hi),
+    "forgot to add the zero point": lambda x, s, z, lo, hi: _clip(np.rint(x / s), lo, hi),
+    "you subtracted the zero point": lambda x, s, z, lo, hi: _clip(np.rint(x / s) - z, lo, hi),
+    "you clamped before adding the zero point": lambda x, s, z, lo, hi: _clip(np.rint(x / s), lo, hi) + z,
+    "forgot to clamp": lambda x, s, z, lo, hi: (np.rint(x / s) + z).astype(np.int64),
+    "wrapped around": lambda x, s, z, lo, hi: (np.rint(x / s) + z).astype(np.int64).astype(
+        np.uint8 if lo == 0 else np.int8),
+    "wrapped around ": lambda x, s, z, lo, hi: (np.rint(x / s) + z).astype(np.uint8 if lo == 0 else np.int8),
+    # x86 wraps a negative float to 256 - k, ARM gives 0: either way the hint says why
+    "cannot hold negative numbers":
+        lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi).astype(np.uint8),
+    "np.int8, which cannot hold values above 127":
+        lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi).astype(np.int8),
+    "not to a fixed int8 range": lambda x, s, z, lo, hi: _clip(np.rint(x / s) + z, -128, 127),
+    "divide by the scale": lambda x, s, z, lo, hi: _clip(np.rint(x * s) + z, lo, hi),
+    "returned the dequantized floats": lambda x, s, z, lo, hi: (_clip(np.rint(x / s) + z, lo, hi) - z) * s,
+    "not whole numbers": lambda x, s, z, lo, hi: np.clip(x / s + 0.25 + z, lo, hi),
+    "the values of q are right, but you returned an array of dtype float":
+        lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi),
+    "returned None": lambda x, s, z, lo, hi: None,
+}
+
+
+@pytest.mark.parametrize("i", range(len(QUANTIZE_RIGHT)))
+def test_quantize_affine_right_variants_pass(i):
+    status, msg = _status(ex.check_quantize_affine, QUANTIZE_RIGHT[i])
+    assert status == "pass", msg
+
+
+@pytest.mark.parametrize("hint", list(QUANTIZE_WRONG))
+def test_quantize_affine_mistakes_get_their_hint(hint):
+    _rejected_with(ex.check_quantize_affine, QUANTIZE_WRONG[hint], hint.strip())
+
+
+def test_quantize_affine_has_exact_ties_under_every_zero_point_parity():
+    """The reference and torch's rule rint(x/s + z) agree on every tie for an even z and differ
+    for an odd one; the brief's example is among the cases."""
+    x = np.array([0.125, 0.375, -0.125, 0.625], np.float32)
+    assert ex._ref_quantize(x, 0.25, 3, -128, 127).tolist() == [3, 5, 3, 5]
+    assert np.clip(np.rint(x / 0.25 + 3), -128, 127).tolist() == [4, 4, 2, 6]
+    zps = {args[2] for args in _quantize_cases() if np.any(np.asarray(args[0], np.float64) / args[1] % 1 == 0.5)}
+    assert {z % 2 for z in zps} == {0, 1} and any(z < 0 for z in zps)
+
+
+def _quantize_cases():
+    """The argument tuples check_quantize_affine tries (recorded by a spy answer)."""
+    seen = []
+
+    def spy(*args):
+        seen.append(args)
+        return ex._ref_quantize(*args)
+
+    assert ex.check_quantize_affine(spy, quiet=True).passed
+    return seen
+
+
+# ------------------------------------------------------------------------------ 2.2
+def _qp(scale=None, zp=None, qrange=None):
+    """A learner's affine_qparams with one part written differently."""
+    def f(lo, hi, bits):
+        qmin, qmax = qrange(bits) if qrange else (0, 2 ** bits - 1)
+        s = scale(lo, hi, qmin, qmax) if scale else (hi - lo) / (qmax - qmin)
+        return s, (zp(lo, s, qmin, qmax) if zp else int(np.clip(np.rint(qmin - lo / s), qmin, qmax)))
+    return f
+
+
+QPARAMS_RIGHT = [
+    _qp(zp=lambda lo, s, a, b: int(np.clip(a - np.round(lo / s), a, b))),         # the lesson's formula
+    _qp(zp=lambda lo, s, a, b: int(min(max(a - round(lo / s), a), b))),           # Python's round
+    _qp(zp=lambda lo, s, a, b: np.int64(np.clip(np.rint(a - lo / s), a, b))),     # a NumPy integer
+]
+
+QPARAMS_WRONG = {
+    "return (scale, zero_point), in that order": lambda lo, hi, bits: _qp()(lo, hi, bits)[::-1],
+    "widened the range": _qp(scale=lambda lo, hi, a, b: (max(hi, 0.0) - min(lo, 0.0)) / (b - a),
+                             zp=lambda lo, s, a, b: int(np.clip(np.rint(a - min(lo, 0.0) / s), a, b))),
+    "only x_max": _qp(scale=lambda lo, hi, a, b: hi / (b - a)),
+    "symmetric scheme": _qp(scale=lambda lo, hi, a, b: max(abs(lo), abs(hi)) / (b - a)),
+    "2**bits levels but only 2**bits - 1 steps": _qp(scale=lambda lo, hi, a, b: (hi - lo) / (b - a + 1)),
+    "off by one": _qp(qrange=lambda bits: (0, 2 ** bits)),
+    "the signed range": _qp(qrange=lambda bits: (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)),
+    "rounded down (int() truncates": _qp(zp=lambda lo, s, a, b: int(np.clip(a - lo / s, a, b))),
+    "rounded down": _qp(zp=lambda lo, s, a, b: int(np.clip(np.floor(a - lo / s), a, b))),
+    "rounded up (np.ceil)": _qp(zp=lambda lo, s, a, b: int(np.clip(np.ceil(a - lo / s), a, b))),
+    "rounds the tie 2.5 up": _qp(zp=lambda lo, s, a, b: int(np.clip(int(a - lo / s + 0.5), a, b))),
+    "not a whole number": _qp(zp=lambda lo, s, a, b: float(np.clip(a - lo / s, a, b))),
+    "not a whole number ": _qp(zp=lambda lo, s, a, b: a - lo / s),
+    "not clamped": _qp(zp=lambda lo, s, a, b: int(np.rint(a - lo / s))),
+    "sign is wrong": _qp(zp=lambda lo, s, a, b: int(np.clip(np.rint(a + lo / s), a, b))),
+    "the value of the zero point is right, but you returned 6.0 (a float)":
+        _qp(zp=lambda lo, s, a, b: float(np.clip(np.rint(a - lo / s), a, b))),
+    "(6.0) (a float64)": _qp(zp=lambda lo, s, a, b: np.clip(np.rint(a - lo / s), a, b)),   # np.float64
+    "return a tuple (scale, zero_point)": lambda lo, hi, bits: (hi - lo) / (2 ** bits - 1),
+}
+
+
+@pytest.mark.parametrize("i", range(len(QPARAMS_RIGHT)))
+def test_affine_qparams_right_variants_pass(i):
+    status, msg = _status(ex.check_affine_qparams, QPARAMS_RIGHT[i])
+    assert status == "pass", msg
+
+
+@pytest.mark.parametrize("hint", list(QPARAMS_WRONG))
+def test_affine_qparams_mistakes_get_their_hint(hint):
+    _rejected_with(ex.check_affine_qparams, QPARAMS_WRONG[hint], hint.strip())
+
+
+def test_affine_qparams_two_mistakes_name_the_scale_first():
+    """A wrong scale and a wrong zero point: the scale is named (then, once fixed, the zero point)."""
+    both = _qp(scale=lambda lo, hi, a, b: hi / (b - a), zp=lambda lo, s, a, b: int(np.rint(a - lo / s)))
+    _rejected_with(ex.check_affine_qparams, both, "only x_max")
+    _rejected_with(ex.check_affine_qparams, _qp(zp=lambda lo, s, a, b: int(np.rint(a - lo / s))), "not clamped")
+
+
+# ------------------------------------------------------------------------------ 2.3
+def _sym(qmax=lambda b: 2 ** (b - 1) - 1, qmin=None, scale=None, rnd=np.rint, cast=np.int64):
+    """A learner's symmetric_quantize with one part written differently."""
+    def f(x, bits):
+        hi = qmax(bits)
+        lo = qmin(bits) if qmin else -hi
+        s = scale(x, bits) if scale else np.abs(x).max() / hi
+        q = np.clip(rnd(x / s), lo, hi)
+        return (q.astype(cast) if cast else q), s
+    return f
+
+
+def _sym_affine(x, bits):
+    qmax = 2 ** bits - 1
+    s = (x.max() - x.min()) / qmax
+    z = int(np.clip(np.rint(-x.min() / s), 0, qmax))
+    return np.clip(np.rint(x / s) + z, 0, qmax).astype(np.int64), s
+
+
+SYMMETRIC_RIGHT = [
+    _sym(cast=np.int8),
+    _sym(scale=lambda x, b: float(max(abs(x.max()), abs(x.min()))) / (2 ** (b - 1) - 1), cast=np.int32),
+]
+
+SYMMETRIC_WRONG = {
+    "off by one: a signed": _sym(qmax=lambda b: 2 ** (b - 1)),
+    "off by one in the scale": _sym(scale=lambda x, b: np.abs(x).max() / 2 ** (b - 1)),
+    "torch's per_tensor_symmetric convention":
+        _sym(qmax=lambda b: 2 ** (b - 1) - 1, qmin=lambda b: -(2 ** (b - 1)),
+             scale=lambda x, b: np.abs(x).max() / ((2 ** b - 1) / 2)),
+    "unsigned maximum": _sym(qmax=lambda b: 2 ** b - 1),
+    "not from (max - min)": _sym(scale=lambda x, b: (x.max() - x.min()) / (2 ** (b - 1) - 1)),
+    "not max(x)": _sym(scale=lambda x, b: x.max() / (2 ** (b - 1) - 1)),
+    "the affine scheme of exercise 2.2": _sym_affine,
+    "do not shift q by 2**(bits-1)": lambda x, b: (_sym()(x, b)[0] + 2 ** (b - 1), _sym()(x, b)[1]),
+    "you used floor": _sym(rnd=np.floor),
+    "you used ceil": _sym(rnd=np.ceil),
+    "you truncated towards zero": lambda x, b: ((x / (np.abs(x).max() / (2 ** (b - 1) - 1))).astype(int),
+                                                np.abs(x).max() / (2 ** (b - 1) - 1)),
+    "rounded halves up": _sym(rnd=lambda v: np.floor(v + 0.5)),
+    "rounded halves down": _sym(rnd=lambda v: np.ceil(v - 0.5)),
+    "halves away from zero": _sym(rnd=lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5)),
+    "you did not round": _sym(rnd=lambda v: v, cast=None),
+    "return (q, scale), in that order": lambda x, b: _sym()(x, b)[::-1],
+    "returned the dequantized floats": lambda x, b: (_sym()(x, b)[0] * _sym()(x, b)[1], _sym()(x, b)[1]),
+    "the values of q are right, but you returned an array of dtype float": _sym(cast=None),
+    "return a tuple (q, scale)": lambda x, b: _sym()(x, b)[0],
+}
+
+
+@pytest.mark.parametrize("i", range(len(SYMMETRIC_RIGHT)))
+def test_symmetric_right_variants_pass(i):
+    status, msg = _status(ex.check_symmetric_quantize, SYMMETRIC_RIGHT[i])
+    assert status == "pass", msg
+
+
+@pytest.mark.parametrize("hint", list(SYMMETRIC_WRONG))
+def test_symmetric_mistakes_get_their_hint(hint):
+    _rejected_with(ex.check_symmetric_quantize, SYMMETRIC_WRONG[hint], hint)
+
+
+def test_symmetric_two_mistakes_name_the_scale_first():
+    _rejected_with(ex.check_symmetric_quantize,
+                   _sym(scale=lambda x, b: (x.max() - x.min()) / (2 ** (b - 1) - 1), rnd=np.floor), "(max - min)")
+    _rejected_with(ex.check_symmetric_quantize, _sym(qmax=lambda b: 2 ** b - 1, rnd=np.trunc), "unsigned maximum")

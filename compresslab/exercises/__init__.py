@@ -2,7 +2,7 @@
 
 >>> from compresslab.exercises import lesson00 as ex          # doctest: +SKIP
 >>> ex.check_model_bytes(model_bytes)                          # doctest: +SKIP
-[PASS] Exercise 0.1 (model bytes): all 6 test cases agree with the reference.
+[PASS] Exercise 0.1 (model bytes): all 9 test cases agree with the reference.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A checker runs the learner's function on a few random and edge-case inputs, compares each
 result with the reference implementation, and prints one clear line: a pass, or a *specific*
 hint. Hints come from "classic mistakes": a checker computes what a typical wrong version would
-return, and if the learner's answer equals it, says what that mistake is. Nothing the learner
+return, and if the learner's answer equals it, says what that mistake is (when several match
+the failing case, the one that agrees with the answer on the most cases). Nothing the learner
 writes can crash the notebook: exceptions become hints, and ``NotImplementedError`` (the
 untouched student edition) reads "not attempted yet".
 
@@ -46,11 +47,15 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Case:
-    """One input to try: a short description (shown in hints) and the positional arguments."""
+    """One input to try: a short description (shown in hints) and the positional arguments.
+
+    ``equal``, when given, replaces :func:`compare_cases`' ``equal`` for this case only (for
+    example "the same mask up to the order of tied weights", which needs the case's input)."""
 
     description: str
     args: tuple
     kwargs: dict | None = None
+    equal: Callable[[Any, Any], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,32 +175,82 @@ def same(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
 
 def compare_cases(answer: Callable, reference: Callable, cases: Sequence[Case],
                   mistakes: Iterable[Mistake] = (), *, equal: Callable[[Any, Any], bool] = same,
-                  describe: Callable[[Any], str] | None = None) -> str:
-    """Check ``answer`` against ``reference`` on every case; raise Feedback naming the first
-    classic mistake the answer matches, or the first case it gets wrong."""
-    mistakes = list(mistakes)
+                  describe: Callable[[Any], str] | None = None,
+                  explain: Callable[[Any, Any, Case], str | None] | None = None) -> str:
+    """Check ``answer`` against ``reference`` on every case, in order.
+
+    On the first case the answer gets wrong, raise :class:`Feedback` with the hint of the classic
+    mistake that explains the answer best: among the mistakes whose output equals the answer's on
+    that case, the one that agrees with the answer on the most cases (the answer and the mistake
+    are run on every case; ties go to the mistake listed first). Two mistakes often agree on one
+    case (``ceil`` and "round half up" on ``2.5``) and differ on another (``2.1``): the hint names
+    the one actually made. If no mistake matches the failing case, the message is ``explain(got,
+    want, case)`` when that returns a string, else "wrong result on ...". Exceptions the answer
+    raises on a case it reaches before any failure become hints (``NotImplementedError``: not
+    attempted); after a failure, they only stop that case from counting for any mistake."""
+    cases, mistakes = list(cases), list(mistakes)
     show = describe or _describe
-    for case in cases:
+    outputs: list[Any] = []
+    for i, case in enumerate(cases):
         got = call(answer, case)
-        want = reference(*_copy_args(case.args), **(case.kwargs or {}))
-        if equal(got, want):
+        outputs.append(got)
+        want = _reference_output(reference, case)
+        if (case.equal or equal)(got, want):
             continue
-        for m in mistakes:
-            try:
-                wrong = m.fn(*_copy_args(case.args), **(case.kwargs or {}))
-            except Exception:
-                continue
-            if equal(got, wrong):
-                raise Feedback(f"{m.hint} (seen on {case.description})")
-        shape_hint = ""
-        if isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.shape != want.shape:
-            shape_hint = f" Your result has shape {got.shape}, the expected one {want.shape}."
-        elif isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.size:
-            differ = int(np.sum(~np.isclose(got.astype(float), want.astype(float))))
-            shape_hint = f" {differ} of {got.size} entries differ."
-        raise Feedback(f"wrong result on {case.description}: expected {show(want)}, got {show(got)}."
-                       + shape_hint)
+        best = _best_mistake(answer, cases, i, outputs, mistakes, equal)
+        if best is not None:
+            raise Feedback(f"{best.hint} (seen on {case.description})")
+        message = explain(got, want, case) if explain is not None else None
+        raise Feedback(message or _wrong_result(case, got, want, show))
     return f"all {len(cases)} test cases agree with the reference."
+
+
+def _reference_output(reference: Callable, case: Case) -> Any:
+    return reference(*_copy_args(case.args), **(case.kwargs or {}))
+
+
+_MISSING = object()
+
+
+def _agrees(got: Any, mistake: Mistake, case: Case, equal: Callable[[Any, Any], bool]) -> bool:
+    """Does ``mistake`` give the answer's output ``got`` on ``case``? (A mistake that raises, or
+    an ``equal`` that raises on the pair, counts as "no".)"""
+    if got is _MISSING:
+        return False
+    try:
+        wrong = mistake.fn(*_copy_args(case.args), **(case.kwargs or {}))
+        return bool((case.equal or equal)(got, wrong))
+    except Exception:
+        return False
+
+
+def _best_mistake(answer: Callable, cases: list[Case], failed: int, outputs: list[Any],
+                  mistakes: list[Mistake], equal: Callable[[Any, Any], bool]) -> Mistake | None:
+    """The mistake that matches the answer on case ``failed`` and on the most cases overall."""
+    candidates = [m for m in mistakes if _agrees(outputs[failed], m, cases[failed], equal)]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    for case in cases[failed + 1:]:                      # the answer on the cases not run yet
+        try:
+            outputs.append(call(answer, case))
+        except Exception:                                # it already failed: this case just
+            outputs.append(_MISSING)                     # cannot count for any mistake
+    scores = [sum(_agrees(got, m, case, equal) for got, case in zip(outputs, cases))
+              for m in candidates]
+    return candidates[scores.index(max(scores))]
+
+
+def _wrong_result(case: Case, got: Any, want: Any, show: Callable[[Any], str]) -> str:
+    detail = ""
+    if isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.shape != want.shape:
+        detail = f" Your result has shape {got.shape}, the expected one {want.shape}."
+    elif isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.size:
+        try:
+            differ = int(np.sum(~np.isclose(got.astype(float), want.astype(float))))
+            detail = f" {differ} of {got.size} entries differ."
+        except (TypeError, ValueError):
+            pass
+    return f"wrong result on {case.description}: expected {show(want)}, got {show(got)}." + detail
 
 
 def same_number(what: str, tol: float = 1e-9) -> Callable[[Any, Any], bool]:

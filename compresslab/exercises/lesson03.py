@@ -1,17 +1,25 @@
 """Checkers for lesson 03 (distillation).
 
-Each checker compares the learner's loss with :func:`compresslab.distill.kd_loss` on a few
-batches and, when it is wrong, recognises the classic mistakes: a missing ``T**2``, the KL
-divergence taken the wrong way round, probabilities where log-probabilities belong, the
-temperature applied to one side only, the temperature applied to the hard-label term, the
-mean taken over every element instead of over the batch, and alpha on the wrong term.
+Each checker compares the learner's loss with :func:`compresslab.distill.kd_loss` in two stages:
+
+1. ordinary random batches, where the classic mistakes are recognised: a missing ``T**2`` (or
+   ``T`` instead), the KL divergence taken the wrong way round, probabilities where
+   log-probabilities belong (or the reverse), the soft cross-entropy instead of the KL divergence,
+   the temperature on one side only, multiplied instead of divided or applied to the hard-label
+   term, the softmax over the wrong axis, the mean over every element or the sum over the batch,
+   ``alpha`` on the wrong term, the hard term without its log or with the teacher's logits;
+2. logits 1000 apart, where a probability underflows to 0: only an answer that works with
+   log-probabilities (log-sum-exp) stays finite and exact there.
+
+The first stage's first batch (6 samples, 5 classes, T = 3; alpha = 0.7 in 3.2) tells every
+mistake below from every other, so the hint names the mistake actually made.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import distill as D
-from ._core import Case, Feedback, Mistake, checker, compare_cases
+from ._core import Case, Feedback, Mistake, call, checker, compare_cases
 
 
 # --------------------------------------------------------------------------------------------
@@ -19,6 +27,13 @@ from ._core import Case, Feedback, Mistake, checker, compare_cases
 # --------------------------------------------------------------------------------------------
 def _lsm(z, T=1.0):
     return D.log_softmax(np.asarray(z, dtype=np.float64), T)
+
+
+def _lsm0(z, T=1.0):
+    """log-softmax over the wrong axis (the batch, axis 0)."""
+    z = np.asarray(z, dtype=np.float64) / T
+    z = z - z.max(axis=0, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=0, keepdims=True))
 
 
 def _kl_rows(log_p, log_q):
@@ -30,19 +45,39 @@ def _soft(s, t, T):
     return float(T * T * _kl_rows(_lsm(t, T), _lsm(s, T)).mean())
 
 
+def _soft_rows(s, t, T):
+    """The per-sample soft term T**2 KL(p_n || q_n), before the batch mean."""
+    return T * T * _kl_rows(_lsm(t, T), _lsm(s, T))
+
+
 def _ce(s, y, T=1.0):
     return float(-_lsm(s, T)[np.arange(len(y)), y].mean())
 
 
 def _to_float(x):
+    if isinstance(x, tuple):
+        raise Feedback("return only the loss value (a float), not a tuple.")
+    if isinstance(x, np.ndarray) and x.size > 1:
+        raise Feedback(f"return one number (the loss), got an array of shape {x.shape}: average the "
+                       "per-sample values over the batch (.mean()).")
     try:
         return float(np.asarray(x))
     except (TypeError, ValueError):
         raise Feedback(f"return one number (the loss, a float), got {type(x).__name__}.") from None
 
 
-def _equal(a, b):
-    return abs(_to_float(a) - float(b)) <= 1e-5 * max(1.0, abs(float(b)))
+def _close(a, b):
+    return abs(a - float(b)) <= 1e-5 * max(1.0, abs(float(b)))
+
+
+def _equal_ordinary(a, b):
+    a = _to_float(a)
+    if not np.isfinite(a):
+        raise Feedback("your loss is NaN or infinite on ordinary logits, where no probability "
+                       "underflows: is a log taken of a negative number (a log-probability) or of "
+                       "0? KL = sum p * (log p - log q): the weights are probabilities, "
+                       "p = exp(log_p); the logs are log-probabilities (D.log_softmax).")
+    return _close(a, b)
 
 
 def _batches(seed=0):
@@ -56,37 +91,120 @@ def _batches(seed=0):
     return out
 
 
+def _underflow_args():
+    """(description, student, teacher, labels, T): logits 1000 apart, so that a probability
+    underflows to exactly 0 -- on the teacher's side, then on the student's (where the label
+    also points at the vanishing class)."""
+    near = np.array([[0.0, 1.0, 2.0]], dtype=np.float32)
+    far = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
+    return [("teacher logits 1000 apart (a teacher probability underflows to 0), T = 2",
+             np.array([[0.0, 0.0, 5.0]], dtype=np.float32), far, np.array([2]), 2.0),
+            ("student logits 1000 apart (a student probability underflows to 0), T = 2",
+             far, near, np.array([2]), 2.0)]
+
+
+def _compare_then_underflow(answer, reference, cases, mistakes, extremes):
+    """Stage 1 (the classic mistakes on ordinary batches), then stage 2 (underflow)."""
+    compare_cases(answer, reference, cases, mistakes, equal=_equal_ordinary)
+    for case in extremes:
+        got = _to_float(call(answer, case))
+        want = reference(*case.args)
+        if not np.isfinite(got):
+            raise Feedback(f"your loss is {got} on {case.description}: there log(0) = -inf "
+                           "(and 0 * log 0 = nan). Work with log-probabilities from "
+                           "D.log_softmax (log-sum-exp), not np.log(softmax(...)).")
+        if not _close(got, want):
+            raise Feedback(f"right on ordinary logits, but wrong on {case.description}: expected "
+                           f"{want:.6g}, got {got:.6g}. Clipping a probability (np.log(p + eps), "
+                           "np.clip) changes the loss where it underflows; take every log from "
+                           "D.log_softmax (log-sum-exp).")
+    return f"all {len(cases) + len(extremes)} test cases agree with the reference."
+
+
 # --------------------------------------------------------------------------------------------
 # Exercise 3.1: the soft term
 # --------------------------------------------------------------------------------------------
+def _soft_with(log_p, log_q, weights=None):
+    """The batch mean of sum_i w_i (log_p_i - log_q_i), with w = exp(log_p) unless given: the KL
+    divergence with something else in one of its three places."""
+    w = np.exp(log_p) if weights is None else weights
+    return float((w * (log_p - log_q)).sum(axis=1).mean())
+
+
+def _times(factor, fn):
+    """``fn`` with its value multiplied by ``factor(s, t, T)``."""
+    return lambda s, t, T: float(factor(s, t, T) * fn(s, t, T))
+
+
+# (factor on the soft term, hint)
+_T_FACTORS = [
+    (lambda s, t, T: 1 / T ** 2,
+     "your value is T**2 times too small: multiply the KL divergence by T**2 (Hinton et al. do "
+     "this so the soft gradients keep their size when T changes)."),
+    (lambda s, t, T: 1 / T, "you multiplied by T instead of T**2."),
+]
+_REDUCTIONS = [
+    (lambda s, t, T: 1 / np.shape(s)[1],
+     "you averaged over every element (batch x classes, torch's reduction='mean'); sum over the "
+     "classes and average over the batch only ('batchmean')."),
+    (lambda s, t, T: np.shape(s)[0],
+     "you summed over the batch; average over it (divide by the number of samples)."),
+    (lambda s, t, T: np.shape(s)[0] / np.shape(s)[1],
+     "you summed over the batch and averaged over the classes (e.g. .sum(axis=0).mean()); sum "
+     "over the classes (axis=1) and average over the batch."),
+]
+
 _SOFT_MISTAKES = [
-    Mistake(lambda s, t, T: _soft(s, t, T) / T ** 2,
-            "your value is T**2 times too small: multiply the KL divergence by T**2 (Hinton et al. "
-            "do this so the soft gradients keep their size when T changes)."),
+    # -- the T**2 factor and the reduction (a factor on the whole term)
+    *[Mistake(_times(f, _soft), hint) for f, hint in _T_FACTORS + _REDUCTIONS],
+    # -- which distribution goes where
     Mistake(lambda s, t, T: float(T * T * _kl_rows(_lsm(s, T), _lsm(t, T)).mean()),
             "the KL divergence is the wrong way round: distillation uses KL(teacher || student) = "
             "sum p_teacher * (log p_teacher - log p_student), the teacher's probabilities as weights."),
-    Mistake(lambda s, t, T: float(T * T * (np.exp(_lsm(t, T)) * (_lsm(t, T) - np.exp(_lsm(s, T))))
-                                  .sum(axis=1).mean()),
+    Mistake(lambda s, t, T: T * T * _soft_with(_lsm(t, T), np.exp(_lsm(s, T))),
             "you used the student's probabilities where its LOG-probabilities belong (torch's "
             "F.kl_div expects log_softmax as its first argument, not softmax)."),
-    Mistake(lambda s, t, T: float(T * T * (np.exp(_lsm(t, T)) * (np.exp(_lsm(t, T)) - _lsm(s, T)))
-                                  .sum(axis=1).mean()),
+    Mistake(lambda s, t, T: T * T * _soft_with(np.exp(_lsm(t, T)), _lsm(s, T), weights=np.exp(_lsm(t, T))),
             "you used the teacher's probabilities where its LOG-probabilities belong: "
             "KL = sum p * (log p - log q)."),
+    Mistake(lambda s, t, T: T * T * _soft_with(np.exp(_lsm(t, T)), np.exp(_lsm(s, T)), weights=np.exp(_lsm(t, T))),
+            "you used probabilities where LOG-probabilities belong, on both sides: "
+            "KL = sum p * (log p - log q), with log p and log q from D.log_softmax."),
+    Mistake(lambda s, t, T: T * T * _soft_with(_lsm(t, T), _lsm(s, T), weights=_lsm(t, T)),
+            "the weights of the KL sum are the teacher's probabilities p = exp(log_p), not its "
+            "log-probabilities: KL = sum p * (log p - log q)."),
+    Mistake(lambda s, t, T: float(T * T * (-(np.exp(_lsm(t, T)) * _lsm(s, T)).sum(axis=1)).mean()),
+            "you computed the soft cross-entropy -sum p * log q; the KL divergence also adds the "
+            "teacher's sum p * log p: KL = sum p * (log p - log q) (same gradient, but a different "
+            "value: the teacher's entropy)."),
+    # -- the temperature
     Mistake(lambda s, t, T: float(T * T * _kl_rows(_lsm(t, T), _lsm(s, 1.0)).mean()),
             "the temperature is applied to the teacher only: divide the student's logits by T too."),
     Mistake(lambda s, t, T: float(T * T * _kl_rows(_lsm(t, 1.0), _lsm(s, T)).mean()),
             "the temperature is applied to the student only: divide the teacher's logits by T too."),
     Mistake(lambda s, t, T: float(T * T * _kl_rows(_lsm(t, 1.0), _lsm(s, 1.0)).mean()),
             "you forgot the temperature: soften both distributions with softmax(logits / T)."),
-    Mistake(lambda s, t, T: _soft(s, t, T) / np.shape(s)[1],
-            "you averaged over every element (batch x classes, torch's reduction='mean'); "
-            "sum over the classes and average over the batch only ('batchmean')."),
-    Mistake(lambda s, t, T: _soft(s, t, T) * np.shape(s)[0],
-            "you summed over the batch; average over it (divide by the number of samples)."),
-    Mistake(lambda s, t, T: float(T * _kl_rows(_lsm(t, T), _lsm(s, T)).mean()),
-            "you multiplied by T instead of T**2."),
+    Mistake(lambda s, t, T: float(T * T * _kl_rows(_lsm(t, 1 / T), _lsm(s, 1 / T)).mean()),
+            "you multiplied the logits by T; the temperature divides them: softmax(logits / T)."),
+    # -- the axis
+    Mistake(lambda s, t, T: float(T * T * _kl_rows(_lsm0(t, T), _lsm0(s, T)).mean()),
+            "your softmax normalises over the wrong axis (the batch, axis 0): each row (one "
+            "sample's classes, axis=1 or -1) must sum to 1."),
+]
+
+
+def _two(h1: str, h2: str) -> str:
+    return f"two mistakes: (1) {h1} (2) {h2}"
+
+
+# Two mistakes at once, listed after every single one: a wrong factor (T**2, reduction) on top
+# of a wrong formula, and the two factors together (torch's F.kl_div with its default
+# reduction='mean' and no T**2 is one of them).
+_SOFT_PAIRS = [
+    *[Mistake(_times(f, m.fn), _two(m.hint, hint))
+      for m in _SOFT_MISTAKES[len(_T_FACTORS) + len(_REDUCTIONS):] for f, hint in _T_FACTORS + _REDUCTIONS],
+    *[Mistake(_times(lambda s, t, T, f1=f1, f2=f2: f1(s, t, T) * f2(s, t, T), _soft), _two(h1, h2))
+      for f1, h1 in _T_FACTORS for f2, h2 in _REDUCTIONS],
 ]
 
 
@@ -96,50 +214,78 @@ def check_soft_loss(soft_loss):
     ``T**2 * mean_n KL(softmax(t_n / T) || softmax(s_n / T))``."""
     cases = [Case(f"a batch of {s.shape[0]} samples, {s.shape[1]} classes, T = {T:g}", (s, t, T))
              for s, t, _, T in _batches(0)]
-    s = np.array([[0.0, 0.0, 5.0]], dtype=np.float32)
-    t = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
-    cases.append(Case("teacher logits 1000 apart (probabilities underflow to 0), T = 2", (s, t, 2.0)))
-
-    def equal(a, b):
-        a = _to_float(a)
-        if not np.isfinite(a):
-            raise Feedback("your loss is NaN or infinite when a teacher probability underflows to 0: "
-                           "work with log_softmax (log-sum-exp), not log(softmax(...)).")
-        return _equal(a, b)
-
-    return compare_cases(soft_loss, _soft, cases, _SOFT_MISTAKES, equal=equal)
+    extremes = [Case(d, (s, t, T)) for d, s, t, _, T in _underflow_args()]
+    return _compare_then_underflow(soft_loss, _soft, cases, _SOFT_MISTAKES + _SOFT_PAIRS, extremes)
 
 
 # --------------------------------------------------------------------------------------------
 # Exercise 3.2: the whole distillation loss
 # --------------------------------------------------------------------------------------------
+def _in_soft_term(m: Mistake) -> Mistake:
+    """A mistake of exercise 3.1, made inside the whole loss."""
+    return Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * m.fn(s, t, T),
+                   "in the soft term: " + m.hint)
+
+
+def _hard_no_log(s, y):
+    return float(-np.exp(_lsm(s))[np.arange(len(y)), y].mean())
+
+
+# Mistakes outside the soft term, as (loss from s, t, y, T, alpha and the soft term's value, hint):
+# each is tried with the right soft term and with every wrong one of exercise 3.1.
+_OUTSIDE = [
+    # -- the weights
+    (lambda s, t, y, T, a, soft: a * _ce(s, y) + (1 - a) * soft,
+     "alpha weighs the wrong term: alpha multiplies the soft (teacher) term, 1 - alpha the "
+     "hard-label term."),
+    (lambda s, t, y, T, a, soft: _ce(s, y) + a * soft,
+     "the hard-label term needs the weight (1 - alpha)."),
+    (lambda s, t, y, T, a, soft: (1 - a) * _ce(s, y) + soft,
+     "the soft term needs the weight alpha."),
+    (lambda s, t, y, T, a, soft: _ce(s, y) + soft,
+     "weigh the two terms: (1 - alpha) * hard + alpha * soft."),
+    (lambda s, t, y, T, a, soft: T * T * (1 - a) * _ce(s, y) + a * soft,
+     "T**2 multiplies the soft term only, not the whole loss: the hard-label term is not "
+     "softened, so it needs no correction."),
+    # -- the hard term
+    (lambda s, t, y, T, a, soft: (1 - a) * _ce(s, y, T) + a * soft,
+     "the temperature belongs to the soft term only: the hard-label cross-entropy uses the "
+     "ordinary softmax (T = 1)."),
+    (lambda s, t, y, T, a, soft: (1 - a) * _hard_no_log(s, y) + a * soft,
+     "the hard-label term is missing its log: CE = -log softmax(s)[y], not -softmax(s)[y]."),
+    (lambda s, t, y, T, a, soft: (1 - a) * _ce(s, y) / np.shape(s)[1] + a * soft,
+     "the hard-label term is averaged over every element (batch x classes); average "
+     "-log softmax(s)[y] over the batch only."),
+    (lambda s, t, y, T, a, soft: (1 - a) * _ce(s, y) * len(y) + a * soft,
+     "the hard-label term is summed over the batch; average it (divide by the number of samples)."),
+    (lambda s, t, y, T, a, soft: (1 - a) * _ce(t, y) + a * soft,
+     "the hard-label term uses the teacher's logits; it is the *student's* cross-entropy with the "
+     "labels, -log softmax(student_logits)[y]."),
+]
+
+
+def _outside(g, soft_fn):
+    return lambda s, t, y, T, a: float(g(s, t, y, T, a, soft_fn(s, t, T)))
+
+
 _FULL_MISTAKES = [
-    Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y, T) + a * _soft(s, t, T),
-            "the temperature belongs to the soft term only: the hard-label cross-entropy uses the "
-            "ordinary softmax (T = 1)."),
-    Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * _soft(s, t, T) / T ** 2,
-            "the soft term is missing its T**2 factor."),
-    Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl_rows(_lsm(s, T), _lsm(t, T)).mean(),
-            "the KL divergence is the wrong way round: use KL(teacher || student)."),
-    Mistake(lambda s, t, y, T, a: a * _ce(s, y) + (1 - a) * _soft(s, t, T),
-            "alpha weighs the wrong term: alpha multiplies the soft (teacher) term, 1 - alpha the "
-            "hard-label term."),
-    Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl_rows(_lsm(t, T), _lsm(s, 1.0)).mean(),
-            "the temperature is applied to the teacher only: divide the student's logits by T in "
-            "the soft term too."),
-    Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * T * T * _kl_rows(_lsm(t, 1.0), _lsm(s, T)).mean(),
-            "the temperature is applied to the student only: divide the teacher's logits by T too."),
-    Mistake(lambda s, t, y, T, a: _ce(s, y) + a * _soft(s, t, T),
-            "the hard-label term needs the weight (1 - alpha)."),
-    Mistake(lambda s, t, y, T, a: (1 - a) * _ce(s, y) + a * _soft(s, t, T) / np.shape(s)[1],
-            "the soft term is averaged over every element; average over the batch only."),
+    *[Mistake(_outside(g, _soft), hint) for g, hint in _OUTSIDE],
+    # -- the soft term: every mistake of exercise 3.1
+    *[_in_soft_term(m) for m in _SOFT_MISTAKES],
+]
+# Two mistakes at once, after every single one: two in the soft term, or one outside it and one in it.
+_FULL_PAIRS = [
+    *[_in_soft_term(m) for m in _SOFT_PAIRS],
+    *[Mistake(_outside(g, m.fn), _two(hint, "in the soft term: " + m.hint))
+      for g, hint in _OUTSIDE for m in _SOFT_MISTAKES],
 ]
 
 
 @checker("3.2", "the full distillation loss", lesson="03_distillation")
 def check_kd_loss(kd_loss):
     """``kd_loss(student_logits, teacher_logits, labels, T, alpha)`` must return the loss value
-    ``(1 - alpha) * CE(labels, softmax(s)) + alpha * T**2 * KL(softmax(t/T) || softmax(s/T))``."""
+    ``(1 - alpha) * CE(labels, softmax(s)) + alpha * T**2 * KL(softmax(t/T) || softmax(s/T))``,
+    both terms averaged over the batch (every label a class index)."""
     cases = []
     for (s, t, y, T), alpha in zip(_batches(1), (0.7, 0.5, 0.9, 0.3)):
         cases.append(Case(f"a batch of {s.shape[0]} samples, {s.shape[1]} classes, T = {T:g}, "
@@ -147,13 +293,9 @@ def check_kd_loss(kd_loss):
     s, t, y, T = _batches(2)[0]
     cases += [Case("alpha = 0 (labels only), T = 3", (s, t, y, 3.0, 0.0)),
               Case("alpha = 1 (teacher only), T = 3", (s, t, y, 3.0, 1.0))]
+    extremes = [Case(d + ", alpha = 0.5", (s, t, y, T, 0.5)) for d, s, t, y, T in _underflow_args()]
 
     def reference(s, t, y, T, a):
         return D.kd_loss(s, t, y, T, a)[0]
 
-    def equal(a, b):
-        if isinstance(a, tuple):
-            raise Feedback("return only the loss value (a float), not a tuple.")
-        return _equal(a, b)
-
-    return compare_cases(kd_loss, reference, cases, _FULL_MISTAKES, equal=equal)
+    return _compare_then_underflow(kd_loss, reference, cases, _FULL_MISTAKES + _FULL_PAIRS, extremes)

@@ -1,5 +1,15 @@
-"""Checkers for lesson 04 (measuring speedup)."""
+"""Checkers for lesson 04 (measuring speedup).
+
+Every checker lists the classic wrong versions a learner writes (``Mistake``, each with a hint
+naming that mistake) and orders its cases so that the first case a wrong version gets wrong
+already tells it apart from the reference and from the other versions: the hint comes from the
+mistakes that match the answer on its first failing case. Where two mistakes agree there, the
+comment above the cases says so.
+"""
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 
@@ -7,105 +17,351 @@ from .. import nn, speed
 from ._core import Case, Feedback, Mistake, checker, compare_cases
 
 
-def _close(a, b):
-    try:
-        return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
-                                rtol=1e-9, atol=1e-12))
-    except (TypeError, ValueError):
-        return False
+def _same_number(what):
+    """An ``equal`` for one number: close to 1e-9 relative; a string, None or a sequence is
+    not a number (``float("4.7")`` would otherwise pass)."""
+
+    def equal(a, b):
+        if a is None or isinstance(a, (str, bytes)) or np.ndim(a) != 0:
+            raise Feedback(f"return one number ({what}), got {type(a).__name__}.")
+        try:
+            return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=1e-12))
+        except (TypeError, ValueError):
+            raise Feedback(f"return one number ({what}), got {type(a).__name__}.") from None
+
+    return equal
+
+
+# --------------------------------------------------------------------------------------------
+# 4.1 Amdahl's law
+# --------------------------------------------------------------------------------------------
+def _amdahl(p, n):
+    return float(speed.amdahl(p, n))
+
+
+def _amdahl_time(p, n):
+    """The new time as a fraction of the old one (the reciprocal of the speedup)."""
+    return (1 - p) + p / n
+
+
+def _amdahl_swapped(p, n):
+    """p and 1 - p swapped: the serial part is divided by n."""
+    return 1 / (p + (1 - p) / n)
+
+
+def _gustafson(p, n):
+    return (1 - p) + p * n
+
+
+def _amdahl_linear(p, n):
+    return p * n
+
+
+def _amdahl_limit(p, n):
+    """1 / (1 - p): the bound for n -> infinity; also what ``p // n`` (always 0 for p < 1) gives."""
+    return 1 / (1 - p)
+
+
+def _amdahl_floor(p, n):
+    return 1 // ((1 - p) + p / n)
+
+
+def _amdahl_inf_at_one(p, n):
+    """A guard ``if p == 1: return inf`` in front of the right formula."""
+    return math.inf if p == 1 else _amdahl(p, n)
+
+
+def _amdahl_rounded(p, n):
+    return round(_amdahl(p, n), 2)
 
 
 @checker("4.1", "Amdahl's law", lesson="04_speedup")
 def check_amdahl(amdahl_speedup):
     """``amdahl_speedup(p, n)`` must return ``1 / ((1 - p) + p / n)``."""
-    cases = [Case("p = 0.5 on 2 cores", (0.5, 2)), Case("p = 0.9 on 8 cores", (0.9, 8)),
+    # The first case separates every mistake below from the reference and from each other;
+    # p = 0.5 on 2 cores does not (p and 1 - p swapped is right there, p * n equals the floor).
+    cases = [Case("p = 0.9 on 8 cores", (0.9, 8)),
+             Case("p = 0.5 on 2 cores", (0.5, 2)),
              Case("p = 0 (nothing parallel) on 4 cores", (0.0, 4)),
              Case("p = 1 (all parallel) on 16 cores", (1.0, 16)),
-             Case("p = 0.75 on 1 core", (0.75, 1)), Case("p = 0.99 on 1000 cores", (0.99, 1000))]
+             Case("p = 0.75 on 1 core (one worker: no speedup)", (0.75, 1)),
+             Case("p = 1 on 1 core", (1.0, 1)),
+             Case("p = 0.99 on 1000 cores", (0.99, 1000))]
     mistakes = [
-        Mistake(lambda p, n: (1 - p) + p / n, "you returned the new *time* (as a fraction of the "
-                "old one); the speedup is old time / new time, its reciprocal."),
-        Mistake(lambda p, n: 1 / (p + (1 - p) / n), "you divided the serial part by n; only the "
-                "parallel fraction p runs n times faster: 1 / ((1 - p) + p / n)."),
-        Mistake(lambda p, n: (1 - p) + p * n, "that is Gustafson's scaled speedup (the job grows "
-                "with n); Amdahl's law is for a fixed job: 1 / ((1 - p) + p / n)."),
-        Mistake(lambda p, n: p * n, "the serial fraction (1 - p) still takes its full time."),
+        Mistake(_amdahl_time, "you returned the new *time* (as a fraction of the old one); the "
+                "speedup is old time / new time, its reciprocal."),
+        Mistake(_amdahl_swapped, "you swapped p and 1 - p: the serial part (1 - p) keeps its "
+                "time, only the parallel fraction p runs n times faster: 1 / ((1 - p) + p / n)."),
+        Mistake(_gustafson, "that is Gustafson's scaled speedup (the job grows with n); Amdahl's "
+                "law is for a fixed job: 1 / ((1 - p) + p / n)."),
+        Mistake(_amdahl_linear, "p * n ignores the serial fraction (1 - p), which still takes its "
+                "full time: 1 / ((1 - p) + p / n)."),
+        Mistake(_amdahl_limit, "your p / n term vanished: 1 / (1 - p) is the limit for infinitely "
+                "many workers. Did you write p // n (floor division, 0 whenever p < 1)? Use /."),
+        Mistake(_amdahl_floor, "your speedup is rounded down to a whole number: use / (true "
+                "division), not // (floor division)."),
+        Mistake(_amdahl_inf_at_one, "with p = 1 the whole job runs n times faster: the speedup "
+                "is n, not infinite (1 / (1 - p) is only the limit for infinitely many workers)."),
+        Mistake(_amdahl_rounded, "you rounded the speedup; return it unrounded (round only when "
+                "printing)."),
     ]
-    return compare_cases(amdahl_speedup, lambda p, n: float(speed.amdahl(p, n)), cases, mistakes,
-                         equal=_close)
+    return compare_cases(amdahl_speedup, _amdahl, cases, mistakes,
+                         equal=_same_number("the speedup"))
 
 
+# --------------------------------------------------------------------------------------------
+# 4.2 arithmetic intensity of a Linear layer
+# --------------------------------------------------------------------------------------------
 def _ref_intensity(batch, n_in, n_out, bytes_per_value=4):
     v = 8 * bytes_per_value                   # the exercise's model: every value the same width
     c = speed.layer_costs(nn.mlp((n_in, n_out)), batch, bits=v, act_bits=v, bias_bits=v)[0]
     return c.flops / c.bytes
 
 
+def _values(b, i, o):
+    """Values moved: weights, bias, input and output activations."""
+    return i * o + o + b * i + b * o
+
+
+def _int_macs(b, i, o, v=4):
+    return b * i * o / (v * _values(b, i, o))
+
+
+def _int_weights_only(b, i, o, v=4):
+    return 2 * b * i * o / (v * (i * o + o))
+
+
+def _int_no_bias(b, i, o, v=4):
+    return 2 * b * i * o / (v * (i * o + b * i + b * o))
+
+
+def _int_bias_n_in(b, i, o, v=4):
+    return 2 * b * i * o / (v * (i * o + i + b * i + b * o))
+
+
+def _int_no_input(b, i, o, v=4):
+    return 2 * b * i * o / (v * (i * o + o + b * o))
+
+
+def _int_no_output(b, i, o, v=4):
+    return 2 * b * i * o / (v * (i * o + o + b * i))
+
+
+def _int_bias_32bit(b, i, o, v=4):
+    """The bias kept at 4 bytes (int32 / float32, as real int8 kernels do) whatever v is."""
+    return 2 * b * i * o / (v * (i * o + b * i + b * o) + 4 * o)
+
+
+def _int_values(b, i, o, v=4):
+    return 2 * b * i * o / _values(b, i, o)
+
+
+def _int_always_4(b, i, o, v=4):
+    return 2 * b * i * o / (4 * _values(b, i, o))
+
+
+def _int_bits(b, i, o, v=4):
+    return 2 * b * i * o / (8 * v * _values(b, i, o))
+
+
+def _int_one_sample_activations(b, i, o, v=4):
+    return 2 * b * i * o / (v * (i * o + o + i + o))
+
+
+def _int_no_batch(b, i, o, v=4):
+    """Batch ignored; algebraically the same as weights counted once per sample:
+    2 b i o / (v (b (i o + o) + b i + b o))."""
+    return 2 * i * o / (v * (i * o + o + i + o))
+
+
+def _int_flops_no_batch(b, i, o, v=4):
+    return 2 * i * o / (v * _values(b, i, o))
+
+
+def _int_bias_flops(b, i, o, v=4):
+    return (2 * b * i * o + b * o) / (v * _values(b, i, o))
+
+
+def _int_inverted(b, i, o, v=4):
+    return v * _values(b, i, o) / (2 * b * i * o)
+
+
+def _int_floor(b, i, o, v=4):
+    return 2 * b * i * o // (v * _values(b, i, o))
+
+
 @checker("4.2", "arithmetic intensity of a Linear layer", lesson="04_speedup")
 def check_intensity(linear_intensity):
     """``linear_intensity(batch, n_in, n_out, bytes_per_value=4)``: FLOPs per byte moved, with
     FLOPs = 2 * batch * n_in * n_out and bytes = (weights + bias + input + output) * bytes_per_value."""
-    cases = [Case("batch 1, 1024 -> 1024", (1, 1024, 1024)),
+    # The first case separates every mistake but the hard-coded 4 bytes (all values or only the
+    # bias: the int8 case catches those) from the reference and from each other: n_in != n_out
+    # (input vs output, bias of n_out vs n_in), batch > 1 (the batch mistakes) and batch != 8
+    # (bits vs bytes would equal FLOPs without the batch).
+    cases = [Case("batch 16, 64 -> 10", (16, 64, 10)),
+             Case("batch 1, 1024 -> 1024", (1, 1024, 1024)),
              Case("batch 64, 1024 -> 1024", (64, 1024, 1024)),
-             Case("batch 8, 64 -> 10", (8, 64, 10)),
-             Case("batch 256, 512 -> 2048 in int8 (1 byte per value)", (256, 512, 2048, 1))]
-
-    def w(b, i, o):
-        return i * o + o
-
+             Case("batch 256, 512 -> 2048 in int8 (bytes_per_value = 1)", (256, 512, 2048, 1)),
+             Case("batch 32, 300 -> 100 in float16 (bytes_per_value = 2)", (32, 300, 100, 2))]
     mistakes = [
-        Mistake(lambda b, i, o, v=4: b * i * o / (v * (w(b, i, o) + b * i + b * o)),
-                "you counted MACs; each multiply-accumulate is 2 FLOPs (a multiply and an add)."),
-        Mistake(lambda b, i, o, v=4: 2 * b * i * o / (v * w(b, i, o)),
-                "you counted only the weight bytes; the input and output activations move too."),
-        Mistake(lambda b, i, o, v=4: 2 * b * i * o / (v * (i * o + b * i + b * o)),
-                "you forgot the bias (n_out values)."),
-        Mistake(lambda b, i, o, v=4: 2 * b * i * o / (w(b, i, o) + b * i + b * o),
-                "you divided by the number of values, not bytes: multiply by bytes_per_value."),
-        Mistake(lambda b, i, o, v=4: 2 * b * i * o / (v * (w(b, i, o) + i + o)),
-                "the activations are batch x n_in and batch x n_out values."),
+        Mistake(_int_macs, "you counted MACs; each multiply-accumulate is 2 FLOPs (a multiply and "
+                "an add): FLOPs = 2 * batch * n_in * n_out."),
+        Mistake(_int_weights_only, "you counted only the parameter bytes; the input and output "
+                "activations move too."),
+        Mistake(_int_no_bias, "you forgot the bias: n_out values."),
+        Mistake(_int_bias_n_in, "the bias has n_out values (one per output), not n_in."),
+        Mistake(_int_no_input, "you forgot the input activations: batch * n_in values."),
+        Mistake(_int_no_output, "you forgot the output activations: batch * n_out values."),
+        Mistake(_int_values, "you divided by the number of values, not bytes: multiply the values "
+                "by bytes_per_value (default 4)."),
+        Mistake(_int_always_4, "you used 4 bytes per value whatever bytes_per_value says "
+                "(1 for int8, 2 for float16)."),
+        Mistake(_int_bias_32bit, "you kept the bias at 4 bytes per value; real int8 kernels do "
+                "(int32 biases), but this exercise's model gives every value, the bias included, "
+                "bytes_per_value bytes."),
+        Mistake(_int_bits, "you divided by bits, not bytes: bytes = values * bytes_per_value."),
+        Mistake(_int_one_sample_activations, "you counted one sample's activations; the input is "
+                "batch x n_in and the output batch x n_out values."),
+        Mistake(_int_no_batch, "your answer does not grow with the batch: either you ignored "
+                "the batch, or you moved the weights once per sample. The weights are read once "
+                "and used batch times; only FLOPs and activations scale with the batch."),
+        Mistake(_int_flops_no_batch, "you left the batch out of the FLOPs: every sample needs "
+                "2 * n_in * n_out of them."),
+        Mistake(_int_bias_flops, "you counted the bias additions as FLOPs; the task counts "
+                "FLOPs = 2 x MACs only."),
+        Mistake(_int_inverted, "you returned bytes per FLOP; intensity is FLOPs / bytes."),
+        Mistake(_int_floor, "your result is rounded down to a whole number: use / (true "
+                "division), not // (floor division)."),
     ]
     return compare_cases(linear_intensity, _ref_intensity, cases, mistakes,
-                         equal=lambda a, b: _close(a, b) if a is not None else False)
+                         equal=_same_number("FLOPs per byte"))
+
+
+# --------------------------------------------------------------------------------------------
+# 4.3 break-even sparsity
+# --------------------------------------------------------------------------------------------
+class _Sentinel:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+_ANY_NUMBER = _Sentinel("<any number>")  # a mistake's output that matches every number
+_NO_MATCH = _Sentinel("<no match>")      # a mistake's output that matches nothing
+
+
+def _be_first_above(s, v):
+    """The first sparsity (in the given order) with a speedup > 1."""
+    return next((a for a, b in zip(s, v) if b > 1), None)
+
+
+def _be_first_above_sorted(s, v):
+    return next((a for a, b in sorted(zip(s, v)) if b > 1), None)
+
+
+def _be_highest(s, v):
+    return max((a for a, b in zip(s, v) if b > 1), default=None)
+
+
+def _trailing_run(pairs, faster):
+    result = None
+    for a, b in reversed(pairs):
+        if faster(b):
+            result = a
+        else:
+            break
+    return result
+
+
+def _be_at_least_one(s, v):
+    """The reference with speedup >= 1 counted as faster."""
+    return _trailing_run(sorted(zip(s, v)), lambda b: b >= 1)
+
+
+def _be_unsorted(s, v):
+    """The reference without sorting the pairs by sparsity first."""
+    return _trailing_run(list(zip(s, v)), lambda b: b > 1)
+
+
+def _be_last_slower(s, v):
+    """One grid point too low: the highest tested sparsity where sparse was not faster."""
+    pairs = sorted(zip(s, v))
+    slow = [k for k, (_, b) in enumerate(pairs) if b <= 1]
+    if not slow or slow[-1] == len(pairs) - 1:
+        return _NO_MATCH
+    return pairs[slow[-1]][0]
+
+
+def _be_interpolated(s, v):
+    """Linear interpolation of where the curve crosses 1, between the last slower tested point
+    and the break-even (what ``np.interp(1, speedups, sparsities)`` gives on a rising curve)."""
+    pairs = sorted(zip(s, v))
+    ref = speed.break_even(s, v)
+    k = next((k for k, (a, _) in enumerate(pairs) if a == ref), 0) if ref is not None else 0
+    if ref is None or k == 0:
+        return _NO_MATCH
+    (s0, v0), (s1, v1) = pairs[k - 1], pairs[k]
+    return s0 + (1 - v0) * (s1 - s0) / (v1 - v0)
+
+
+def _be_number_for_none(s, v):
+    return _ANY_NUMBER if speed.break_even(s, v) is None else _NO_MATCH
+
+
+def _break_even_equal(a, b):
+    if isinstance(a, (str, bytes)):
+        raise Feedback(f"return a sparsity (a float) or None, got {type(a).__name__}.")
+    if b is _NO_MATCH:
+        return False
+    if b is _ANY_NUMBER:
+        return isinstance(a, (numbers.Real, np.number)) and not isinstance(a, bool)
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        return abs(float(a) - float(b)) < 1e-12
+    except (TypeError, ValueError):
+        raise Feedback(f"return a sparsity (a float) or None, got {type(a).__name__}.") from None
 
 
 @checker("4.3", "break-even sparsity", lesson="04_speedup")
 def check_break_even(break_even):
     """``break_even(sparsities, speedups)``: smallest tested sparsity from which on every higher
     tested sparsity has speedup > 1; None if the highest one is not faster."""
+    # Each case is the first that some mistake gets wrong, and on it that mistake's answer
+    # differs from every other mistake's: the clean curve catches the highest-winner, the
+    # one-point-low and the interpolation; the noisy one the first-above-1; then the tie at 1,
+    # the unsorted input, and None. On the tie, >= 1 and one-point-low both give 0.9: the
+    # >= mistake is listed first (one-point-low has already failed on the clean curve).
     cases = [
         Case("a clean curve", ([0.5, 0.7, 0.9, 0.95, 0.99], [0.2, 0.6, 1.3, 2.1, 5.0])),
         Case("a noisy curve that dips below 1 again at 0.9",
              ([0.5, 0.8, 0.9, 0.95], [0.3, 1.1, 0.9, 2.5])),
+        Case("a speedup of exactly 1 is not faster", ([0.8, 0.9, 0.95], [0.7, 1.0, 1.4])),
+        Case("sparsities not in order",
+             ([0.9, 0.5, 0.95, 0.8, 0.99], [1.2, 0.4, 2.0, 1.1, 4.0])),
         Case("sparse never wins", ([0.5, 0.9, 0.99], [0.1, 0.5, 0.9])),
         Case("sparse always wins", ([0.6, 0.8], [1.5, 3.0])),
-        Case("sparsities not in order", ([0.99, 0.5, 0.9], [4.0, 0.4, 1.2])),
-        Case("a speedup of exactly 1 is not faster", ([0.8, 0.9, 0.95], [0.7, 1.0, 1.4])),
+        Case("the highest sparsity only ties (speedup exactly 1)", ([0.5, 0.9, 0.99], [0.3, 0.8, 1.0])),
+        Case("a noisy curve, not in order", ([0.99, 0.5, 0.9], [4.0, 0.4, 1.2])),
     ]
-
-    def first_above(s, v):
-        for a, b in zip(s, v):
-            if b > 1:
-                return a
-        return None
-
     mistakes = [
-        Mistake(first_above, "you returned the first sparsity with speedup > 1, but at a higher "
-                "sparsity it was slower again: break-even means faster from there on."),
-        Mistake(lambda s, v: next((a for a, b in sorted(zip(s, v)) if b > 1), None),
-                "you returned the first sparsity with speedup > 1, but at a higher sparsity it was "
-                "slower again: break-even means faster from there on."),
-        Mistake(lambda s, v: max((a for a, b in zip(s, v) if b > 1), default=None),
-                "you returned the highest sparsity where sparse wins; we want the lowest from which "
-                "on it always wins."),
+        Mistake(_be_first_above, "you returned the first sparsity with speedup > 1, but at a "
+                "higher sparsity it was slower again: break-even means faster from there on."),
+        Mistake(_be_first_above_sorted, "you returned the first sparsity with speedup > 1, but "
+                "at a higher sparsity it was slower again: break-even means faster from there on."),
+        Mistake(_be_highest, "you returned the highest sparsity where sparse wins; we want the "
+                "lowest from which on it always wins."),
+        Mistake(_be_at_least_one, "a speedup of exactly 1 is not faster: count only speedup > 1 "
+                "(use >, not >=)."),
+        Mistake(_be_last_slower, "one tested point too low: you returned the last sparsity where "
+                "sparse is *not* faster; break-even is the next tested sparsity up."),
+        Mistake(_be_interpolated, "you interpolated between two tested points; return a tested "
+                "sparsity (the smallest one from which on sparse is faster)."),
+        Mistake(_be_unsorted, "the sparsities may come in any order: sort the (sparsity, "
+                "speedup) pairs by sparsity first."),
+        Mistake(_be_number_for_none, "the sparse kernel is not faster at the highest tested "
+                "sparsity, so there is no break-even: return None."),
     ]
-
-    def equal(a, b):
-        if a is None or b is None:
-            return a is None and b is None
-        try:
-            return abs(float(a) - float(b)) < 1e-12
-        except (TypeError, ValueError):
-            raise Feedback(f"return a sparsity (a float) or None, got {type(a).__name__}.") from None
-
-    return compare_cases(break_even, speed.break_even, cases, mistakes, equal=equal)
+    return compare_cases(break_even, speed.break_even, cases, mistakes, equal=_break_even_equal)

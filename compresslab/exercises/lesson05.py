@@ -1,6 +1,7 @@
 """Checkers for lesson 05 (capstone: the Deep Compression pipeline)."""
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -43,25 +44,70 @@ def _wrapped(w, bits):
     return v, g % (2 ** bits)
 
 
-def _filler_one_early(w, bits):
-    """Filler when the gap reaches 2**bits - 1 instead of exceeding it (span 2**bits - 1)."""
+def _split_gaps(w, bits, *, fill_from, stored, consumed):
+    """(values, gaps) when a filler with gap ``stored`` goes in while the remaining gap is
+    ``>= fill_from``, each filler using up ``consumed`` positions; zeros at the end not stored.
+    The reference is ``fill_from = 2**bits, stored = 2**bits - 1, consumed = 2**bits``."""
     pos = np.flatnonzero(w)
-    span = 2 ** bits - 1
     values, gaps = [], []
     prev = -1
     for p in pos:
         gap = p - prev - 1
-        while gap >= span:
+        while gap >= fill_from:
             values.append(0.0)
-            gaps.append(span - 1)
-            gap -= span
+            gaps.append(stored)
+            gap -= consumed
         values.append(w[p])
         gaps.append(gap)
         prev = p
-    return np.array(values), np.array(gaps)
+    return np.array(values), np.array(gaps, dtype=np.int64)
+
+
+def _filler_one_early(w, bits):
+    """Filler when the gap reaches 2**bits - 1 instead of exceeding it, with a gap that places
+    it correctly (2**bits - 2): the learner took 2**bits - 2 for the largest gap."""
+    m = 2 ** bits - 1
+    return _split_gaps(w, bits, fill_from=m, stored=m - 1, consumed=m)
+
+
+def _filler_on_last_zero(w, bits):
+    """A loop that counts a zero first and then emits a filler when ``run == 2**bits - 1``:
+    the filler sits on the (2**bits - 1)-th zero but records gap 2**bits - 1 (one too many)."""
+    m = 2 ** bits - 1
+    return _split_gaps(w, bits, fill_from=m, stored=m, consumed=m)
+
+
+def _filler_takes_no_position(w, bits):
+    """A filler that covers 2**bits - 1 zeros but is not counted as a position itself."""
+    m = 2 ** bits - 1
+    return _split_gaps(w, bits, fill_from=m + 1, stored=m, consumed=m)
+
+
+def _max_gap_2_pow_bits(w, bits):
+    """The largest gap taken as 2**bits (which needs bits + 1 bits)."""
+    s = 2 ** bits
+    return _split_gaps(w, bits, fill_from=s + 1, stored=s, consumed=s + 1)
+
+
+def _first_gap_from_zero(w, bits):
+    """The previous position starts at 0 instead of -1: the first gap is one too small."""
+    pos = np.flatnonzero(w)
+    values, gaps = [], []
+    prev = 0
+    for p in pos:
+        gap = p - prev - 1
+        while gap > 2 ** bits - 1:
+            values.append(0.0)
+            gaps.append(2 ** bits - 1)
+            gap -= 2 ** bits
+        values.append(w[p])
+        gaps.append(gap)
+        prev = p
+    return np.array(values), np.array(gaps, dtype=np.int64)
 
 
 def _trailing_fillers(w, bits):
+    """The loop of the solution run over the whole array (not only up to the last non-zero)."""
     values, gaps = _reference_relative(w, bits)
     last = np.flatnonzero(w)
     tail = w.size - 1 - (last[-1] if last.size else -1)
@@ -70,11 +116,26 @@ def _trailing_fillers(w, bits):
             np.concatenate([gaps, np.full(extra, 2 ** bits - 1)]).astype(int))
 
 
+def _trailing_entry(w, bits):
+    """Like :func:`_trailing_fillers`, then the zeros left over stored as one last (0, run)."""
+    values, gaps = _trailing_fillers(w, bits)
+    last = np.flatnonzero(w)
+    tail = w.size - 1 - (last[-1] if last.size else -1)
+    run = tail % 2 ** bits
+    if run == 0:
+        return values, gaps
+    return np.append(values, 0.0), np.append(gaps, run).astype(int)
+
+
 def _pair_equal(a, b):
     if not isinstance(a, (tuple, list)) or len(a) != 2:
         raise Feedback(f"return a pair (values, gaps), got {type(a).__name__}.")
-    return same(np.asarray(a[0], dtype=float), np.asarray(b[0], dtype=float)) and \
-        same(np.asarray(a[1]).astype(np.int64), np.asarray(b[1]).astype(np.int64))
+    try:
+        values, gaps = np.asarray(a[0], dtype=float), np.asarray(a[1]).astype(np.int64)
+    except (TypeError, ValueError):
+        raise Feedback("return (values, gaps) as two 1-D arrays (or lists) of numbers.") from None
+    return same(values, np.asarray(b[0], dtype=float)) and \
+        same(gaps, np.asarray(b[1]).astype(np.int64))
 
 
 def _describe_pair(x):
@@ -96,18 +157,28 @@ def check_relative_index(relative_index):
         return w
 
     fig2 = np.zeros(16)
-    fig2[[1, 4, 15]] = [3.4, 0.9, 1.7]
+    fig2[[1, 4, 15]] = [3.4, 0.9, 1.7]                # gaps 1, 2, 10: one filler
     exact = np.zeros(10)
-    exact[[3, 9]] = [1.0, 2.0]                       # 5 zeros between: fits 3 bits (max 7)
-    edge = np.zeros(12)
-    edge[[0, 8]] = [5.0, -1.0]                       # 7 zeros, exactly the largest 3-bit gap
+    exact[[3, 9]] = [1.0, 2.0]                        # gaps 3, 5: fit 3 bits (max 7)
+    edge = np.zeros(9)
+    edge[[0, 8]] = [5.0, -1.0]                        # gaps 0, 7: exactly the largest 3-bit gap
+    over = np.zeros(12)
+    over[[2, 11]] = [-2.0, 1.5]                       # gaps 2, 8 = 2**3: a filler, then gap 0
+    # Order matters: the hint comes from the first case an answer gets wrong. The equality
+    # boundary (a gap of exactly 2**bits - 1) comes first: both off-by-one fillers fail there
+    # while "filler takes no position" is still right. On Fig. 2 (gap 10) "filler on the last
+    # zero" and "filler takes no position" give the same gaps, so the former must fail before.
+    # On the gap of exactly 2**bits, "largest gap 2**bits" and "no fillers" agree; both have
+    # failed on Fig. 2 already.
     cases = [
+        Case("a non-zero at position 0 and a gap of exactly 2**bits - 1 = 7 (3 bits: no filler)",
+             (edge, 3)),
         Case("the paper's Fig. 2 example (3-bit gaps, a filler needed)", (fig2, 3)),
-        Case("a non-zero at position 0 and a gap of exactly 2**bits - 1 = 7", (edge, 3)),
+        Case("a gap of exactly 2**bits = 8 (3 bits: a filler, then gap 0)", (over, 3)),
         Case("a short array with no overflow (3 bits)", (exact, 3)),
         Case("40 weights, 4 non-zeros, 2-bit gaps (several fillers)", (sparse(40, 4), 2)),
-        Case("60 weights, 6 non-zeros, 3-bit gaps, zeros at the end",
-             (np.concatenate([sparse(50, 6), np.zeros(10)]), 3)),
+        Case("61 weights, 7 non-zeros, 3-bit gaps, then 10 zeros at the end",
+             (np.concatenate([sparse(50, 6), [1.0], np.zeros(10)]), 3)),
         Case("an all-zero array", (np.zeros(9), 2)),
     ]
     mistakes = [
@@ -116,16 +187,30 @@ def check_relative_index(relative_index):
         Mistake(_position_difference, "you stored the position difference (gap + 1); store the "
                 "number of zeros skipped, so that 0 .. 2**bits - 1 are all usable and a weight at "
                 "position 0 has gap 0."),
+        Mistake(_first_gap_from_zero, "the first gap counts the zeros before the first stored "
+                "entry from the start of the array: take the previous position as -1, not 0 "
+                "(a non-zero at position 0 has gap 0)."),
         Mistake(_no_fillers, "some gaps are larger than 2**bits - 1 and cannot be stored in `bits` "
                 "bits: insert a filler zero (value 0, gap 2**bits - 1) and keep counting."),
         Mistake(_clipped, "you clipped large gaps to 2**bits - 1, which puts the weight in the "
                 "wrong place; insert a filler zero instead."),
         Mistake(_wrapped, "you wrapped large gaps modulo 2**bits; the decoder cannot know a wrap "
                 "happened -- insert a filler zero instead."),
-        Mistake(_filler_one_early, "off by one: a gap of exactly 2**bits - 1 still fits; a filler "
-                "covers 2**bits - 1 zeros *plus itself*, so the remaining gap drops by 2**bits."),
+        Mistake(_filler_takes_no_position, "a filler is itself a stored entry on one of the "
+                "zeros: after a filler with gap 2**bits - 1 the remaining gap drops by 2**bits "
+                "(the skipped zeros plus the filler's own position), not by 2**bits - 1."),
+        Mistake(_filler_on_last_zero, "off by one: a gap of exactly 2**bits - 1 still fits. Insert "
+                "a filler only when *more* zeros follow; it then sits on the 2**bits-th zero, "
+                "after 2**bits - 1 skipped ones (your filler recorded one zero too many)."),
+        Mistake(_filler_one_early, "off by one: the largest gap is 2**bits - 1, which fits in "
+                "`bits` bits; you used 2**bits - 2 (a filler as soon as the gap reaches "
+                "2**bits - 1)."),
+        Mistake(_max_gap_2_pow_bits, "the largest gap that fits in `bits` bits is 2**bits - 1, "
+                "not 2**bits (that needs bits + 1 bits)."),
         Mistake(_trailing_fillers, "zeros after the last non-zero need no fillers: the decoder "
                 "knows the array's length."),
+        Mistake(_trailing_entry, "zeros after the last non-zero are not stored at all (no "
+                "fillers, no final entry): the decoder knows the array's length."),
     ]
     return compare_cases(relative_index, _reference_relative, cases, mistakes, equal=_pair_equal,
                          describe=_describe_pair)
@@ -157,8 +242,31 @@ def _entropy_bits(counts):
     return float(-(c[c > 0] * np.log2(p)).sum())
 
 
+def _entropy_ceil(counts):
+    return math.ceil(_entropy_bits(counts))
+
+
+def _shannon_lengths(counts):
+    """Shannon's code: ceil(log2(n / c)) bits for a symbol seen c times out of n."""
+    c = np.asarray(counts, dtype=float)
+    c = c[c > 0]
+    return int((c * np.ceil(np.log2(c.sum() / c))).sum())
+
+
+def _average_length(counts):
+    return _reference_bits(counts) / int(np.sum(counts))
+
+
 def _bytes(counts):
     return math.ceil(_reference_bits(counts) / 8)
+
+
+def _bytes_floor(counts):
+    return _reference_bits(counts) // 8
+
+
+def _bytes_float(counts):
+    return _reference_bits(counts) / 8
 
 
 def _single_zero(counts):
@@ -170,9 +278,26 @@ def _sum_of_lengths(counts):
     return int(encode.huffman_lengths(np.asarray(counts)).astype(int).sum())
 
 
+def _zeros_kept(counts):
+    """The merge-sum solution with the absent symbols (count 0) left in the heap."""
+    heap = [int(c) for c in counts]
+    if sum(1 for c in heap if c > 0) == 1:
+        return sum(heap)
+    heapq.heapify(heap)
+    total = 0
+    while len(heap) > 1:
+        a, b = heapq.heappop(heap), heapq.heappop(heap)
+        total += a + b
+        heapq.heappush(heap, a + b)
+    return total
+
+
 @checker("5.2", "Huffman encoded size", lesson="05_capstone")
 def check_huffman_bits(huffman_bits):
     """``huffman_bits(counts)`` must return the total bits of the Huffman-coded data."""
+    # The textbook counts come first: every mistake below gives a different number there
+    # except the three byte counts (224 bits = 28 bytes exactly: same hint) and the two
+    # fixed widths (6 symbols present, 6 in the alphabet: both "fixed-width").
     cases = [
         Case("counts [45, 13, 12, 16, 9, 5] (the textbook example)", ([45, 13, 12, 16, 9, 5],)),
         Case("counts [10, 10, 10, 10] (uniform)", ([10, 10, 10, 10],)),
@@ -180,17 +305,28 @@ def check_huffman_bits(huffman_bits):
         Case("counts [0, 50, 0, 3, 7, 0, 0, 0] (absent symbols)", ([0, 50, 0, 3, 7, 0, 0, 0],)),
         Case("counts [0, 0, 17, 0] (one symbol: each still needs one bit)", ([0, 0, 17, 0],)),
         Case("counts [900, 40, 30, 20, 5, 3, 1, 1] (gaps after pruning)", ([900, 40, 30, 20, 5, 3, 1, 1],)),
+        Case("counts [7, 5, 3, 1, 1] (not a whole number of bytes)", ([7, 5, 3, 1, 1],)),
     ]
     mistakes = [
         Mistake(_single_zero, "with a single symbol the code still needs 1 bit per symbol, not 0."),
         Mistake(_entropy_bits, "you computed the entropy bound n * H; Huffman codes use whole "
                 "bits per symbol, so build the code and add up count * code length."),
-        Mistake(_fixed_width, "that is the fixed-width size (ceil(log2 k) bits per symbol); "
-                "Huffman gives frequent symbols shorter codes."),
+        Mistake(_entropy_ceil, "you rounded the entropy bound n * H up; Huffman's total is "
+                "count * code length summed over the symbols of the code it builds."),
+        Mistake(_shannon_lengths, "you gave each symbol ceil(log2(n / count)) bits (Shannon's "
+                "code); Huffman's code, built by merging the two rarest, is shorter."),
+        Mistake(_fixed_width, "that is the fixed-width size (the same ceil(log2 k) bits for "
+                "every symbol, k symbols); Huffman gives frequent symbols shorter codes."),
         Mistake(_fixed_width_alphabet, "that is the fixed-width size over the whole alphabet; "
                 "Huffman gives frequent symbols shorter codes."),
         Mistake(_bytes, "return bits, not bytes (do not divide by 8)."),
+        Mistake(_bytes_floor, "return bits, not bytes (do not divide by 8)."),
+        Mistake(_bytes_float, "return bits, not bytes (do not divide by 8)."),
+        Mistake(_average_length, "you returned the average code length (bits per symbol); "
+                "return the total: count * code length summed over the symbols."),
         Mistake(_sum_of_lengths, "you added the code lengths; weight each by its symbol's count."),
+        Mistake(_zeros_kept, "symbols with count 0 do not occur: leave them out of the code "
+                "(merging them in makes real symbols' codes longer)."),
     ]
 
     return compare_cases(huffman_bits, _reference_bits, cases, mistakes, equal=same_number("total bits"))
