@@ -71,13 +71,13 @@ def test_grade_a_mixed_folder(tmp_path):
     rows = list(csv.DictReader(out.open()))
     got = {(r["student"], r["exercise"]): r["status"] for r in rows}
     assert got == {
-        ("ada", "0.1"): PASS, ("ada", "0.2"): PASS,
-        ("bob", "0.1"): FAIL, ("bob", "0.2"): PASS,
-        ("cy", "0.1"): NOT_ATTEMPTED, ("cy", "0.2"): NOT_ATTEMPTED,
-        ("dee", "0.1"): PASS, ("dee", "0.2"): PASS,
-        ("eve", "0.1"): PASS, ("eve", "0.2"): ERROR,   # 0.1 was checked before the kernel died
-        ("fay", "0.1"): ERROR, ("fay", "0.2"): ERROR,
-        ("gus", "0.1"): ERROR, ("gus", "0.2"): ERROR,
+        ("ada", "0.1"): PASS, ("ada", "0.2"): PASS, ("ada", "0.3"): PASS,
+        ("bob", "0.1"): FAIL, ("bob", "0.2"): PASS, ("bob", "0.3"): PASS,
+        ("cy", "0.1"): NOT_ATTEMPTED, ("cy", "0.2"): NOT_ATTEMPTED, ("cy", "0.3"): NOT_ATTEMPTED,
+        ("dee", "0.1"): PASS, ("dee", "0.2"): PASS, ("dee", "0.3"): PASS,
+        ("eve", "0.1"): PASS, ("eve", "0.2"): ERROR, ("eve", "0.3"): ERROR,   # 0.1 was checked before the kernel died
+        ("fay", "0.1"): ERROR, ("fay", "0.2"): ERROR, ("fay", "0.3"): ERROR,
+        ("gus", "0.1"): ERROR, ("gus", "0.2"): ERROR, ("gus", "0.3"): ERROR,
         ("hal", "-"): ERROR,
     }
     detail = {(r["student"], r["exercise"]): r["detail"] for r in rows}

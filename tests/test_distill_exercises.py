@@ -37,6 +37,24 @@ def kd_loss_value(student_logits, teacher_logits, labels, T, alpha):
     soft = T ** 2 * (np.exp(log_p) * (log_p - D.log_softmax(student_logits, T))).sum(axis=1).mean()
     return float((1 - alpha) * hard + alpha * soft)
     ### END SOLUTION''',
+    "ex3_3-solution": '''\
+def kd_grad(student_logits, teacher_logits, labels, T, alpha):
+    ### BEGIN SOLUTION
+    s = np.asarray(student_logits, dtype=np.float64)
+    t = np.asarray(teacher_logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    n, n_classes = s.shape
+    q_T = D.softmax(s, T)                  # student at temperature T
+    p_T = D.softmax(t, T)                  # teacher at temperature T
+    q_1 = D.softmax(s, 1.0)                # student at T = 1, for the labels
+    labelled = labels >= 0                 # -1 = no label
+    onehot = np.zeros((n, n_classes))
+    onehot[labelled, labels[labelled]] = 1.0
+    hard = q_1 - onehot
+    hard[~labelled] = 0.0                  # an unlabelled sample has no hard term
+    soft = T * (q_T - p_T)                 # T**2 from the loss, 1/T from d(s/T)/ds
+    return ((1 - alpha) * hard + alpha * soft) / n
+    ### END SOLUTION''',
 }
 
 
@@ -54,7 +72,8 @@ def test_solutions_are_the_lessons():
 
 
 @pytest.mark.parametrize("check,grade_id", [(ex.check_soft_loss, "ex3_1-solution"),
-                                            (ex.check_kd_loss, "ex3_2-solution")])
+                                            (ex.check_kd_loss, "ex3_2-solution"),
+                                            (ex.check_kd_grad, "ex3_3-solution")])
 def test_lesson_solution_passes_quickly(check, grade_id):
     t0 = time.perf_counter()
     r = check(_solution(grade_id), quiet=True)
@@ -274,3 +293,91 @@ def test_not_attempted_and_crashing_answers(capsys):
     assert "NOT ATTEMPTED YET" in capsys.readouterr().out
     r = ex.check_kd_loss(lambda *a: 1 / 0, quiet=True)
     assert r.status == "error" and "ZeroDivisionError" in r.message
+
+
+# --------------------------------------------------------------------------------------------
+# 3.3: the gradient
+# --------------------------------------------------------------------------------------------
+def _grad(s, t, y, T, a, *, factor=None, div=None, swap=False, onehot=True, hard_T=1.0,
+          label_rows="skip"):
+    """The gradient as a learner writes it, with one thing changed (the keyword arguments)."""
+    s, t, y = np.asarray(s, np.float64), np.asarray(t, np.float64), np.asarray(y)
+    n, c = s.shape
+    q, p = D.softmax(s, T), D.softmax(t, T)
+    if label_rows == "eye":                 # np.eye(C)[y]: -1 becomes the last class
+        oh = np.eye(c)[y]
+    else:
+        oh = np.zeros((n, c))
+        oh[y >= 0, y[y >= 0]] = 1.0
+    hard = D.softmax(s, hard_T) - (oh if onehot else 0.0)
+    if label_rows == "skip":
+        hard[y < 0] = 0.0
+    soft = (T if factor is None else factor) * ((p - q) if swap else (q - p))
+    return ((1 - a) * hard + a * soft) / (n if div is None else div)
+
+
+GRAD_RIGHT = [
+    _grad,
+    lambda s, t, y, T, a: D.kd_loss(s, t, y, T, a)[1],
+    lambda s, t, y, T, a: _grad(s, t, y, T, a).astype(np.float32),             # float32 is fine
+    lambda s, t, y, T, a: _grad(s, t, y, T, a).tolist(),                       # so is a list
+]
+
+GRAD_WRONG = {
+    "missing its factor T": lambda s, t, y, T, a: _grad(s, t, y, T, a, factor=1.0),
+    "by T**2 instead of T": lambda s, t, y, T, a: _grad(s, t, y, T, a, factor=T ** 2),
+    "you divided the soft term's gradient by T": lambda s, t, y, T, a: _grad(s, t, y, T, a, factor=1 / T),
+    "forgot the 1/N of the batch mean": lambda s, t, y, T, a: _grad(s, t, y, T, a, div=1),
+    "divided by N * C": lambda s, t, y, T, a: _grad(s, t, y, T, a, div=np.size(s)),
+    "teacher and student are swapped": lambda s, t, y, T, a: _grad(s, t, y, T, a, swap=True),
+    "wrong sign": lambda s, t, y, T, a: -_grad(s, t, y, T, a),
+    "forgot to subtract the one-hot": lambda s, t, y, T, a: _grad(s, t, y, T, a, onehot=False),
+    "ordinary softmax at T = 1": lambda s, t, y, T, a: _grad(s, t, y, T, a, hard_T=T),
+    "alpha weighs the wrong term": lambda s, t, y, T, a: (a * _grad(s, t, y, T, 0.0)
+                                                          + (1 - a) * _grad(s, t, y, T, 1.0)),
+    "reads index -1 as the LAST class": lambda s, t, y, T, a: _grad(s, t, y, T, a, label_rows="eye"),
+    "has no hard term at all": lambda s, t, y, T, a: _grad(s, t, y, T, a, label_rows="keep"),
+    "divided by the number of labelled samples": lambda s, t, y, T, a: (
+        (1 - a) * _grad(s, t, y, T, 0.0) * len(s) / max(1, int((np.asarray(y) >= 0).sum()))
+        + a * _grad(s, t, y, T, 1.0)),
+    "not a tuple": lambda s, t, y, T, a: D.kd_loss(s, t, y, T, a),
+    "of the logits' shape (6, 5)": lambda s, t, y, T, a: _grad(s, t, y, T, a).T,
+    "did you forget the `return`": lambda s, t, y, T, a: None,
+}
+
+
+def test_grad_right_answers_pass():
+    for fn in GRAD_RIGHT:
+        r = ex.check_kd_grad(fn, quiet=True)
+        assert r.passed, r.message
+
+
+@pytest.mark.parametrize("hint", list(GRAD_WRONG))
+def test_grad_mistakes_get_their_hint(hint):
+    r = ex.check_kd_grad(GRAD_WRONG[hint], quiet=True)
+    assert not r.passed and hint in r.message, r.message
+
+
+@pytest.mark.parametrize("m", ex._GRAD_MISTAKES, ids=lambda m: m.hint[:40])
+def test_every_modelled_grad_mistake_is_named_first(m):
+    r = ex.check_kd_grad(m.fn, quiet=True)
+    assert not r.passed and r.message.startswith(m.hint), r.message
+
+
+def test_grad_not_attempted_and_crashing_answers(capsys):
+    def untouched(*args):
+        raise NotImplementedError()
+    assert ex.check_kd_grad(untouched, quiet=True).status == "not attempted"
+    ex.check_kd_grad(untouched)
+    assert "NOT ATTEMPTED YET" in capsys.readouterr().out
+    r = ex.check_kd_grad(lambda *a: 1 / 0, quiet=True)
+    assert r.status == "error" and "ZeroDivisionError" in r.message
+
+
+def test_grad_must_match_the_finite_differences_too():
+    """An answer right on the six batches but not on the finite-difference batch is rejected."""
+    def special(s, t, y, T, a):
+        g = _grad(s, t, y, T, a)
+        return g * 1.01 if s.shape == (3, 4) else g
+    r = ex.check_kd_grad(special, quiet=True)
+    assert not r.passed and "finite differences" in r.message, r.message

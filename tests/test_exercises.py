@@ -28,6 +28,24 @@ def lesson_accuracy(logits, labels):
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
+def lesson_linear_relu_ce_backward(x, W, b, y):
+    n = x.shape[0]
+    # forward pass, keeping what the backward pass needs
+    z = x @ W.T + b                                    # (n, out) pre-activations
+    a = np.maximum(z, 0)                               # ReLU: the logits of the softmax
+    shifted = a - a.max(axis=1, keepdims=True)         # the row max off: exp cannot overflow
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    # backward pass
+    da = probs.copy()
+    da[np.arange(n), y] -= 1                           # softmax minus one-hot ...
+    da /= n                                            # ... averaged over the batch
+    dz = da * (z > 0)                                  # the ReLU passes the gradient only where z > 0
+    dW = dz.T @ x                                      # (out, in), like W
+    db = dz.sum(axis=0)                                # (out,), like b
+    dx = dz @ W                                        # (n, in), like x
+    return dW, db, dx
+
+
 def n_params(m):
     return cl.nn.num_params(m)
 
@@ -92,6 +110,89 @@ def test_accuracy_checker(answer, status, hint):
     r = lesson00.check_accuracy(answer, quiet=True)
     assert r.status == status, r.message
     assert hint in r.message, r.message
+
+
+def student_backward(x, W, b, y, *, mask=True, tie_passes=False, mean=True, onehot=True, stable=True,
+                     relu=True, bias=True, forward_W=False, dW="dz.T @ x", dx="dz @ W", db="sum"):
+    """A learner's backward pass of Linear -> ReLU -> cross-entropy, written independently of the
+    checker (float64 inside, one-hot matrix, np.where), with one mistake switched on by a flag."""
+    x64, W64, b64 = (np.asarray(v, np.float64) for v in (x, W, b))
+    z = (x64 @ W64 if forward_W else x64 @ W64.T) + (b64 if bias else 0.0)
+    logits = np.where(z > 0, z, 0.0) if relu else z
+    with np.errstate(all="ignore"):
+        e = np.exp(logits - logits.max(axis=1, keepdims=True)) if stable else np.exp(logits)
+        p = e / e.sum(axis=1, keepdims=True)
+    g = p - np.eye(W.shape[0])[y] if onehot else p
+    g = g / len(y) if mean else g
+    if mask:
+        g = np.where(z >= 0 if tie_passes else z > 0, g, 0.0)
+    grads = {"dz.T @ x": lambda: g.T @ x64, "x.T @ dz": lambda: x64.T @ g}[dW](), \
+        {"sum": g.sum(axis=0), "mean": g.mean(axis=0), "zeros": np.zeros_like(b64), "none": None}[db], \
+        {"dz @ W": lambda: g @ W64, "dz @ W.T": lambda: g @ W64.T}[dx]()
+    return tuple(v if v is None else v.astype(x.dtype) for v in grads)
+
+
+def backward_with(**mistake):
+    return lambda x, W, b, y: student_backward(x, W, b, y, **mistake)
+
+
+def _mutating_backward(x, W, b, y):
+    dW, db, dx = lesson_linear_relu_ce_backward(x, W, b, y)
+    x *= 0                                     # spoils the input: the checker copies every case
+    W[...] = 1
+    return dW, db, dx
+
+
+@pytest.mark.parametrize("answer,status,hint", [
+    (lesson_linear_relu_ce_backward, E.PASS, "all 5 test cases agree"),
+    (backward_with(), E.PASS, "finite differences"),
+    (_mutating_backward, E.PASS, "agree"),
+    (untouched, E.NOT_ATTEMPTED, "NotImplementedError"),
+    (backward_with(mask=False), E.FAIL, "forgot the ReLU mask"),
+    (backward_with(mask=False, relu=False), E.FAIL, "left out the ReLU"),
+    (backward_with(tie_passes=True), E.FAIL, "where z = 0 exactly (z >= 0)"),
+    (backward_with(mean=False), E.FAIL, "summed over the batch instead of averaging"),
+    (backward_with(onehot=False), E.FAIL, "softmax minus the one-hot"),
+    (backward_with(stable=False), E.FAIL, "softmax overflowed"),
+    (backward_with(dW="x.T @ dz"), E.FAIL, "dW is transposed"),
+    (backward_with(dx="dz @ W.T"), E.FAIL, "your dx multiplies by W.T"),
+    (backward_with(dW="x.T @ dz", dx="dz @ W.T"), E.FAIL, "dW and dx are both transposed"),
+    (backward_with(forward_W=True, dW="x.T @ dz", dx="dz @ W.T"), E.FAIL, "you used W where the layer uses W.T"),
+    (backward_with(db="none"), E.FAIL, "db is missing"),
+    (backward_with(db="zeros"), E.FAIL, "db is all zeros"),
+    (backward_with(bias=False), E.FAIL, "left the bias b out of the forward pass"),
+    (backward_with(db="mean"), E.FAIL, "db differ"),
+    (lambda x, W, b, y: lesson_linear_relu_ce_backward(x, W, b, y)[::2], E.FAIL, "tuple (dW, db, dx)"),
+    (lambda x, W, b, y: np.zeros(3), E.FAIL, "tuple (dW, db, dx)"),
+    (lambda x, W, b, y: (x @ W.T)[1000], E.ERROR, "IndexError"),
+])
+def test_linear_relu_backward_checker(answer, status, hint):
+    r = lesson00.check_linear_relu_backward(answer, quiet=True)
+    assert r.status == status, r.message
+    assert hint in r.message, r.message
+
+
+def test_linear_relu_backward_checker_is_fast():
+    import time
+
+    start = time.perf_counter()
+    lesson00.check_linear_relu_backward(backward_with(onehot=False), quiet=True)   # runs every mistake
+    lesson00.check_linear_relu_backward(lesson_linear_relu_ce_backward, quiet=True)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_linear_relu_backward_reference_agrees_with_finite_differences_and_torch(torch):
+    for case in lesson00._grad_cases(np.random.default_rng(3)):
+        x, W, b, y = case.args
+        want = lesson00._library_backward(x, W, b, y)
+        tx, tW, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, W, b))
+        loss = torch.nn.functional.cross_entropy(torch.relu(tx @ tW.T + tb), torch.tensor(y))
+        loss.backward()
+        for got, t in zip(want, (tW, tb, tx)):
+            np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-4, atol=1e-6)
+        if not np.any(np.abs(x @ W.T + b) < 1e-3) and np.abs(x).max() < 10:   # smooth there: FD
+            for got, fd in zip(want, lesson00._finite_differences(*(v.astype(np.float64) for v in (x, W, b)), y)):
+                np.testing.assert_allclose(got, fd, rtol=1e-3, atol=1e-5)
 
 
 # --------------------------------------------------------------------- choosing the hint
@@ -195,7 +296,7 @@ def test_strict_mode_raises_for_nbgrader(monkeypatch):
 
 def test_registry_lists_every_checker():
     reg = E.all_checkers()
-    assert {"0.1", "0.2"} <= set(reg)
+    assert {"0.1", "0.2", "0.3"} <= set(reg)
     for info in reg.values():
         assert callable(info["checker"]) and info["title"] and info["lesson"]
 

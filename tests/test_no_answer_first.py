@@ -14,11 +14,14 @@ LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 # exercise -> the library functions whose source is its answer
 ANSWERS = {
     "0.1": {"nbytes", "num_params"}, "0.2": {"evaluate", "predict"},
+    "0.3": {"Linear", "ReLU", "cross_entropy", "backward", "log_softmax"},
     "1.1": {"magnitude", "count_to_prune"}, "1.2": {"structured"}, "1.3": {"shrink"},
-    "1.4": {"sensitivity_scan", "max_sparsity"},
+    "1.4": {"sensitivity_scan", "max_sparsity"}, "1.5": {"polynomial_decay", "agp"},
     "2.1": {"quantize"}, "2.2": {"qparams", "scale_zero_point"}, "2.3": {"quantize", "scale_zero_point"},
-    "3.1": {"kd_loss"}, "3.2": {"kd_loss"},
+    "2.4": {"quantize_multiplier", "requantize"},
+    "3.1": {"kd_loss"}, "3.2": {"kd_loss"}, "3.3": {"kd_loss"},
     "4.1": {"amdahl"}, "4.2": {"arithmetic_intensity", "layer_costs"}, "4.3": {"break_even"},
+    "4.4": {"csr_decode"},
     "5.1": {"relative_index_encode"}, "5.2": {"huffman_lengths", "huffman_code", "huffman_encode"},
 }
 _SHOWN = re.compile(r"([A-Za-z_][\w.]*)\?\?|\?\?([A-Za-z_][\w.]*)|getsource\(\s*([A-Za-z_][\w.]*)")

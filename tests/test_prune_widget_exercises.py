@@ -416,8 +416,8 @@ def test_checker_1_3_names_each_mistake():
 def test_checkers_registered():
     from compresslab.exercises import all_checkers
     reg = all_checkers()
-    assert {"1.1", "1.2", "1.3", "1.4"} <= set(reg)
-    assert all(reg[k]["lesson"] == "01_pruning" for k in ("1.1", "1.2", "1.3", "1.4"))
+    assert {"1.1", "1.2", "1.3", "1.4", "1.5"} <= set(reg)
+    assert all(reg[k]["lesson"] == "01_pruning" for k in ("1.1", "1.2", "1.3", "1.4", "1.5"))
 
 
 def test_plots_draw_what_they_are_given():
@@ -573,3 +573,87 @@ def test_neuron_mask_checker_rejects_l1_norm():
 
     r = ex.check_neuron_mask(l1_rows, quiet=True)
     assert r.status == "fail" and "ranked rows by their L1 norm" in r.message
+
+
+# ------------------------------------------------------------------------ exercise 1.5
+def agp_sparsity(step, initial_sparsity, final_sparsity, begin_step, end_step, frequency):
+    # the solution cell of lessons/01_pruning.ipynb, copied verbatim
+    if step < begin_step:                       # pruning has not started yet
+        return float(initial_sparsity)
+    if step >= end_step:                        # the ramp is over
+        return float(final_sparsity)
+    n_updates = (step - begin_step) // frequency            # mask updates since begin_step
+    last_update = begin_step + n_updates * frequency        # the mask's sparsity is from then
+    progress = (last_update - begin_step) / (end_step - begin_step)   # in [0, 1)
+    remaining = np.power(1.0 - progress, 3)                 # cubic: fast first, slow at the end
+    sparsity = final_sparsity + (initial_sparsity - final_sparsity) * remaining
+    return float(sparsity)
+
+
+def _agp_by(power=3, t=lambda step, b, f: b + (step - b) // f * f, shape=lambda p: 1 - p,
+            before=True, after=True, swap=False):
+    """A learner's AGP written the straightforward way, with one thing changed."""
+    def answer(step, s_i, s_f, b, e, f):
+        if swap:
+            s_i, s_f = s_f, s_i
+        if before and step < b:
+            return s_i
+        if after and step >= e:
+            return s_f
+        return s_f + (s_i - s_f) * shape((t(step, b, f) - b) / (e - b)) ** power
+    return answer
+
+
+def test_checker_1_5_accepts_the_lesson_solution():
+    r = ex.check_agp_sparsity(agp_sparsity, quiet=True)
+    assert _ok(r) and "all 10 test cases" in r.message, r.message
+    assert _ok(ex.check_agp_sparsity(ex._ref_agp, quiet=True))
+    assert _ok(ex.check_agp_sparsity(_agp_by(), quiet=True))
+    # the docstring's example and the statement's
+    assert agp_sparsity(50, 0.0, 0.8, 0, 100, 10) == pytest.approx(0.7)
+    assert agp_sparsity(47, 0.0, 0.8, 0, 100, 10) == pytest.approx(0.6272)
+
+
+def test_checker_1_5_names_each_mistake():
+    def raw_step_clipped(step, s_i, s_f, b, e, f):      # np.clip, no rounding at all
+        p = np.clip((step - b) / max(e - b, 1e-12), 0, 1)
+        return float(s_f + (s_i - s_f) * (1 - p) ** 3)
+
+    def rounded_then_clipped(step, s_i, s_f, b, e, f):  # rounds first, so end_step may be missed
+        t = b + max(step - b, 0) // f * f
+        return float(s_f + (s_i - s_f) * (1 - min((t - b) / max(e - b, 1), 1.0)) ** 3)
+
+    _assert_hints(ex.check_agp_sparsity, [
+        (_agp_by(power=1), "rises linearly (exponent 1)"),
+        (_agp_by(power=2), "exponent 2"),
+        (_agp_by(shape=lambda p: p), "cubed the progress"),
+        (_agp_by(swap=True), "swapped"),
+        (_agp_by(t=lambda step, b, f: step), "did not round the step down"),
+        (raw_step_clipped, "did not round the step down"),
+        (_agp_by(t=lambda step, b, f: step // f * f), "counted from 0"),
+        (_agp_by(after=False), "no clamping after end_step"),
+        (_agp_by(before=False), "no clamping before begin_step"),
+        (rounded_then_clipped, "before checking end_step"),
+    ])
+    r = ex.check_agp_sparsity(lambda *a: [0.5], quiet=True)
+    assert r.status == "fail", r.message
+    r = ex.check_agp_sparsity(lambda *a: "0.5 sparse", quiet=True)
+    assert r.status == "fail" and "return one number" in r.message, r.message
+
+
+def test_checker_1_5_not_attempted_and_errors():
+    def untouched(step, initial_sparsity, final_sparsity, begin_step, end_step, frequency):
+        raise NotImplementedError()
+
+    r = ex.check_agp_sparsity(untouched, quiet=True)
+    assert r.status == "not attempted", r.message
+    r = ex.check_agp_sparsity(lambda step, s_i, s_f, b, e, f: 1 / 0, quiet=True)
+    assert r.status == "error" and "ZeroDivisionError" in r.message, r.message
+
+
+def test_checker_1_5_is_fast():
+    import time
+    start = time.perf_counter()
+    ex.check_agp_sparsity(agp_sparsity, quiet=True)
+    ex.check_agp_sparsity(_agp_by(power=2), quiet=True)
+    assert time.perf_counter() - start < 0.5

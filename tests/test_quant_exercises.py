@@ -39,6 +39,21 @@ def symmetric_quantize(x, bits):
     q = np.clip(np.rint(np.asarray(x) / scale), -qmax, qmax).astype(np.int64)
     return q, scale
     ### END SOLUTION''',
+    "ex2_4-solution": '''\
+def requantize_int(acc, M, zero_point, qmin, qmax):
+    ### BEGIN SOLUTION
+    mantissa, exponent = np.frexp(M)              # M = mantissa * 2**exponent, mantissa in [0.5, 1)
+    M0 = int(np.rint(mantissa * 2 ** 31))         # 31 significant bits: M0 in [2**30, 2**31]
+    n = 31 - int(exponent)                        # so that M = M0 * 2**-n
+    if M0 == 2 ** 31:                             # the mantissa rounded up to 1.0
+        M0, n = M0 // 2, n - 1
+    acc = np.asarray(acc).astype(np.int64)        # acc * M0 needs up to 62 bits
+    product = acc * M0
+    rounding = 1 << (n - 1)                       # half of 2**n: the shift rounds to nearest
+    y = (product + rounding) >> n                 # arithmetic shift: ties go up, towards +inf
+    q = y + zero_point
+    return np.clip(q, qmin, qmax).astype(np.int64)
+    ### END SOLUTION''',
 }
 
 
@@ -67,7 +82,8 @@ def test_solutions_are_the_lessons():
 
 @pytest.mark.parametrize("check,grade_id", [(ex.check_quantize_affine, "ex2_1-solution"),
                                             (ex.check_affine_qparams, "ex2_2-solution"),
-                                            (ex.check_symmetric_quantize, "ex2_3-solution")])
+                                            (ex.check_symmetric_quantize, "ex2_3-solution"),
+                                            (ex.check_requantize_int, "ex2_4-solution")])
 def test_lesson_solution_passes_quickly(check, grade_id):
     t0 = time.perf_counter()
     status, msg = _status(check, _solution(grade_id))
@@ -80,14 +96,15 @@ def _nie(*a):
 
 
 @pytest.mark.parametrize("check", [ex.check_quantize_affine, ex.check_affine_qparams,
-                                   ex.check_symmetric_quantize])
+                                   ex.check_symmetric_quantize, ex.check_requantize_int])
 def test_not_attempted(check):
     assert _status(check, _nie)[0] == "not attempted"
 
 
 @pytest.mark.parametrize("check,mistakes", [(ex.check_quantize_affine, ex._QUANTIZE_MISTAKES),
                                             (ex.check_affine_qparams, ex._QPARAMS_MISTAKES),
-                                            (ex.check_symmetric_quantize, ex._SYMMETRIC_MISTAKES)])
+                                            (ex.check_symmetric_quantize, ex._SYMMETRIC_MISTAKES),
+                                            (ex.check_requantize_int, ex._REQUANT_MISTAKES)])
 def test_every_modelled_mistake_is_named_first(check, mistakes):
     """No mistake is hidden behind another: each one, given as the answer, gets its own hint
     (the framework names the first mistake matching the first failing case)."""
@@ -101,7 +118,8 @@ def test_every_modelled_mistake_is_named_first(check, mistakes):
 def _first_args(check):
     return {ex.check_quantize_affine: (np.array([0.5]), 0.25, 0, -128, 127),
             ex.check_affine_qparams: (-1.0, 1.0, 8),
-            ex.check_symmetric_quantize: (np.array([0.5, -1.0]), 8)}[check]
+            ex.check_symmetric_quantize: (np.array([0.5, -1.0]), 8),
+            ex.check_requantize_int: (np.array([5], np.int32), 0.1, 0, -128, 127)}[check]
 
 
 # ------------------------------------------------------------------------------ 2.1
@@ -312,3 +330,77 @@ def test_symmetric_two_mistakes_name_the_scale_first():
     _rejected_with(ex.check_symmetric_quantize,
                    _sym(scale=lambda x, b: (x.max() - x.min()) / (2 ** (b - 1) - 1), rnd=np.floor), "(max - min)")
     _rejected_with(ex.check_symmetric_quantize, _sym(qmax=lambda b: 2 ** b - 1, rnd=np.trunc), "unsigned maximum")
+
+
+# ------------------------------------------------------------------------------ 2.4
+def _requant(normalise=True, rounding=True, zero_point=True, clamp=True, int64=True, cast=np.int64):
+    """A learner's requantize_int with one part written differently."""
+    def f(acc, M, zp, qmin, qmax):
+        if normalise:
+            mant, exp = np.frexp(M)
+            M0, n = int(np.rint(mant * 2 ** 31)), 31 - int(exp)
+        else:
+            M0, n = int(round(M * 2 ** 31)), 31
+        acc = np.asarray(acc).astype(np.int64 if int64 else np.int32)
+        prod = acc * M0
+        y = (prod + (np.int64(1) << (n - 1))) >> n if rounding else prod >> n
+        q = y + zp if zero_point else y
+        q = np.clip(q, qmin, qmax) if clamp else q
+        return q.astype(cast) if cast else q
+    return f
+
+
+REQUANT_RIGHT = [
+    _requant(cast=np.int32),
+    # a Python loop over the values, with int(...) and Python's arbitrary-precision ints
+    lambda acc, M, zp, lo, hi: np.array(
+        [min(max(zp + ((int(a) * int(np.rint(np.frexp(M)[0] * 2 ** 31)) + 2 ** (30 - int(np.frexp(M)[1])))
+                       >> (31 - int(np.frexp(M)[1]))), lo), hi) for a in np.ravel(acc)],
+        dtype=np.int64).reshape(np.shape(acc)),
+    # the library's two steps
+    lambda acc, M, zp, lo, hi: ex.requantize(acc, *ex.quantize_multiplier(M), zp, lo, hi),
+]
+
+REQUANT_WRONG = {
+    "your shift truncates": _requant(rounding=False),
+    "truncates: (acc * M0) >> n": lambda acc, M, zp, lo, hi: np.clip(
+        (np.asarray(acc, np.int64) * int(np.rint(np.frexp(M)[0] * 2 ** 31)) // 2 ** (31 - int(np.frexp(M)[1])))
+        + zp, lo, hi),
+    "without normalising the mantissa": _requant(normalise=False),
+    "you forgot the zero point": _requant(zero_point=False),
+    "you forgot the clamp": _requant(clamp=False),
+    "you used float arithmetic": lambda acc, M, zp, lo, hi: np.clip(np.rint(acc * M) + zp, lo, hi).astype(np.int64),
+    "you used float arithmetic: the whole point": lambda acc, M, zp, lo, hi: np.clip(
+        np.floor(acc * M + 0.5) + zp, lo, hi).astype(int),
+    "In float64": lambda acc, M, zp, lo, hi: np.clip(
+        np.floor(acc * float(np.rint(np.frexp(M)[0] * 2 ** 31)) / 2.0 ** (31 - int(np.frexp(M)[1])) + 0.5)
+        + zp, lo, hi).astype(np.int64),
+    # acc stays int32, so acc * M0 wraps around before the int64 rounding term is added
+    "acc * M0 overflowed": lambda acc, M, zp, lo, hi: np.clip(
+        (((acc * np.int32(np.rint(np.frexp(M)[0] * 2 ** 31))).astype(np.int64) + 2 ** (30 - int(np.frexp(M)[1])))
+         >> (31 - int(np.frexp(M)[1]))) + zp, lo, hi),
+    "the values of q are right, but you returned an array of dtype float": _requant(cast=np.float64),
+    "returned None": lambda acc, M, zp, lo, hi: None,
+}
+
+
+@pytest.mark.parametrize("i", range(len(REQUANT_RIGHT)))
+def test_requantize_int_right_variants_pass(i):
+    status, msg = _status(ex.check_requantize_int, REQUANT_RIGHT[i])
+    assert status == "pass", msg
+
+
+@pytest.mark.parametrize("hint", list(REQUANT_WRONG))
+def test_requantize_int_mistakes_get_their_hint(hint):
+    _rejected_with(ex.check_requantize_int, REQUANT_WRONG[hint], hint)
+
+
+def test_requantize_int_cases_are_what_they_say():
+    """The near-tie cases really separate integer from float arithmetic, and the small M really
+    separates a normalised mantissa from M * 2**31."""
+    M0, n = ex.quantize_multiplier(0.1)
+    assert (int(M0), int(n)) == (1717986918, 34) and int(M0) * 2.0 ** -34 < 0.1
+    assert ex.requantize(np.array([5, 15]), M0, n, 0, -128, 127).tolist() == [0, 1]   # float: 0.5, 1.5
+    big = 2147483638 * int(ex.quantize_multiplier(0.3)[0])
+    assert big > 2 ** 53 and big % 2 ** 32 == 2 ** 31 - 2                               # just below a tie
+    assert int(round(3e-9 * 2 ** 31)) == 6

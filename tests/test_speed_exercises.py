@@ -58,6 +58,23 @@ def break_even(sparsities, speedups):
     ### END SOLUTION
 
 
+def csr_matvec(data, indices, indptr, x):
+    ### BEGIN SOLUTION
+    data = np.asarray(data, dtype=float)
+    indices = np.asarray(indices)
+    indptr = np.asarray(indptr)
+    x = np.asarray(x, dtype=float)
+    n_rows = len(indptr) - 1
+    y = np.zeros(n_rows)
+    for i in range(n_rows):
+        start, end = indptr[i], indptr[i + 1]
+        row_values = data[start:end]
+        row_columns = indices[start:end]
+        y[i] = np.sum(row_values * x[row_columns])
+    return y
+    ### END SOLUTION
+
+
 LESSON = Path(__file__).resolve().parents[1] / "lessons" / "04_speedup.ipynb"
 
 
@@ -71,11 +88,12 @@ def _solution_cell(grade_id):
     ("ex4_1-solution", ex.check_amdahl, amdahl_speedup),
     ("ex4_2-solution", ex.check_intensity, linear_intensity),
     ("ex4_3-solution", ex.check_break_even, break_even),
+    ("ex4_4-solution", ex.check_csr_matvec, csr_matvec),
 ])
 def test_notebook_solution_cell_passes_and_matches_copy(grade_id, check, copy):
     source = _solution_cell(grade_id)
     assert source.strip() == inspect.getsource(copy).strip(), "the copy above is out of date"
-    namespace = {}
+    namespace = {"np": np}  # the lesson imports numpy as np before its exercises
     exec(source, namespace)
     r = check(namespace[copy.__name__], quiet=True)
     assert r.status == PASS, r
@@ -85,6 +103,7 @@ def test_notebook_solution_cell_passes_and_matches_copy(grade_id, check, copy):
     (ex.check_amdahl, amdahl_speedup),
     (ex.check_intensity, linear_intensity),
     (ex.check_break_even, break_even),
+    (ex.check_csr_matvec, csr_matvec),
 ])
 def test_lesson_solution_passes_quickly(check, solution):
     t = time.perf_counter()
@@ -100,7 +119,8 @@ def test_library_references_pass():
                               quiet=True).status == PASS
 
 
-@pytest.mark.parametrize("check", [ex.check_amdahl, ex.check_intensity, ex.check_break_even])
+@pytest.mark.parametrize("check", [ex.check_amdahl, ex.check_intensity, ex.check_break_even,
+                                   ex.check_csr_matvec])
 def test_not_attempted_and_errors(check):
     assert check(_nie, quiet=True).status == NOT_ATTEMPTED
     assert check(lambda *a: 1 / 0, quiet=True).status == ERROR
@@ -265,3 +285,151 @@ def test_break_even_rejects_strings():
     # float("0.9") == 0.9: a string must not pass on the cases whose answer is 0.9
     r = _fails_with(ex.check_break_even, lambda s, v: "0.9", "got str")
     assert "(a float) or None" in r.message
+
+
+# --------------------------------------------------------------------------------------------
+# 4.4 a sparse matrix-vector product from CSR arrays
+# --------------------------------------------------------------------------------------------
+def test_csr_cases_cover_the_edges_and_agree_with_scipy_and_dense():
+    sps = pytest.importorskip("scipy.sparse")
+    seen = set()
+    for case, dense in ex._CSR_CASES:
+        data, indices, indptr, x = case.args
+        n_rows = len(indptr) - 1
+        want = dense @ x
+        assert np.allclose(sps.csr_matrix((data, indices, indptr), shape=(n_rows, len(x))) @ x, want)
+        assert np.allclose(ex._ref_csr_matvec(*case.args), want)
+        assert ex._ref_csr_matvec(*case.args).shape == (n_rows,)
+        counts = np.diff(indptr)
+        if n_rows and (counts == 0).any():
+            seen.add("empty row")
+        if n_rows and not counts.any():
+            seen.add("no non-zero")
+        if len(x) == 1:
+            seen.add("single column")
+        if n_rows == 0:
+            seen.add("no rows")
+        if any((np.diff(indices[indptr[i]:indptr[i + 1]]) < 0).any() for i in range(n_rows)):
+            seen.add("unsorted")
+        if n_rows and n_rows != len(x):
+            seen.add("not square")
+    assert seen == {"empty row", "no non-zero", "single column", "no rows", "unsorted", "not square"}
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (ex._mv_first_only, "only one non-zero per row"),
+    (ex._mv_drop_last, "last non-zero of each row is missing"),
+    (ex._mv_one_extra, "next row's first non-zero"),
+    (ex._mv_shifted, "shifted by one"),
+    (ex._mv_transposed, "A.T @ x"),
+    (ex._mv_skip_empty, "left out the empty rows"),
+    (ex._mv_len_indptr, "one entry too many"),
+    (ex._mv_len_x, "one entry per column"),
+    (ex._mv_x_by_row, "x[i], x at the row"),
+    (ex._mv_reduceat, "reduceat"),
+])
+def test_csr_matvec_each_mistake_named(mistake, words):
+    _fails_with(ex.check_csr_matvec, mistake, words)
+
+
+def _first_only(data, indices, indptr, x):
+    y = np.zeros(len(indptr) - 1)
+    for i in range(len(indptr) - 1):
+        start = indptr[i]
+        row_values = data[indptr[i]:indptr[i] + 1]
+        row_columns = indices[start:start + 1]
+        if indptr[i + 1] > start:
+            y[i] = np.sum(row_values * x[row_columns])
+    return y
+
+
+def _rows_shifted(data, indices, indptr, x):
+    y = np.zeros(len(indptr) - 1)
+    for i in range(len(indptr) - 1):
+        y[i] = np.dot(data[indptr[i - 1]:indptr[i]], x[indices[indptr[i - 1]:indptr[i]]])
+    return y
+
+
+def _transposed(data, indices, indptr, x):
+    y = np.zeros(len(x))
+    for row in range(len(indptr) - 1):
+        for k in range(indptr[row], indptr[row + 1]):
+            y[indices[k]] += data[k] * x[row]
+    return y
+
+
+def _skips_empty_rows(data, indices, indptr, x):
+    out = []
+    for i in range(len(indptr) - 1):
+        if indptr[i] == indptr[i + 1]:
+            continue
+        cols = indices[indptr[i]:indptr[i + 1]]
+        out.append(float(data[indptr[i]:indptr[i + 1]] @ x[cols]))
+    return np.array(out)
+
+
+def _x_by_row(data, indices, indptr, x):
+    y = np.zeros(len(indptr) - 1)
+    for i in range(len(indptr) - 1):
+        for k in range(indptr[i], indptr[i + 1]):
+            y[i] += data[k] * x[i]
+    return y
+
+
+def _inclusive_end(data, indices, indptr, x):
+    y = np.zeros(len(indptr) - 1)
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1] + 1
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _len_indptr(data, indices, indptr, x):
+    y = np.zeros(len(indptr))
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+@pytest.mark.parametrize("answer, words", [
+    (_first_only, "indptr[i]:indptr[i] + 1"),
+    (_rows_shifted, "off-by-one in the row slice"),
+    (_transposed, "rows and columns swapped"),
+    (_skips_empty_rows, "left out the empty rows"),
+    (_x_by_row, "x at the row"),
+    (_inclusive_end, "the end is excluded already"),
+    (_len_indptr, "n_rows + 1 entries"),
+    (lambda d, i, p, x: np.add.reduceat(d * x[i], p[:-1]), "reduceat"),
+])
+def test_csr_matvec_plausible_wrong_answers(answer, words):
+    _fails_with(ex.check_csr_matvec, answer, words)
+
+
+def test_csr_matvec_other_answers():
+    # a correct dense rebuild passes (the checker cannot see the loop), a list is accepted
+    def via_dense(data, indices, indptr, x):
+        a = np.zeros((len(indptr) - 1, len(x)))
+        for i in range(len(indptr) - 1):
+            a[i, indices[indptr[i]:indptr[i + 1]]] = data[indptr[i]:indptr[i + 1]]
+        return a @ x
+    assert ex.check_csr_matvec(via_dense, quiet=True).passed
+    assert ex.check_csr_matvec(lambda *a: csr_matvec(*a).tolist(), quiet=True).passed
+    # a number, or a wrong length with no classic mistake behind it, gets a clear message
+    _fails_with(ex.check_csr_matvec, lambda *a: float(csr_matvec(*a).sum()), "return a NumPy array")
+    _fails_with(ex.check_csr_matvec, lambda *a: csr_matvec(*a)[1:], "len(indptr) - 1")
+    # wrong only on unsorted column indices: rejected on that case
+    def assumes_sorted(data, indices, indptr, x):
+        y = csr_matvec(data, indices, indptr, x)
+        for i in range(len(indptr) - 1):
+            if (np.diff(indices[indptr[i]:indptr[i + 1]]) < 0).any():
+                y[i] = 0.0
+        return y
+    _fails_with(ex.check_csr_matvec, assumes_sorted, "not sorted")
+    # inputs changed in place do not leak into the next case
+    def modifies(data, indices, indptr, x):
+        y = csr_matvec(data, indices, indptr, x)
+        data[:] = 0
+        x[:] = 0
+        return y
+    assert ex.check_csr_matvec(modifies, quiet=True).passed

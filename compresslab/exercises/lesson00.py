@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ._core import Case, Mistake, checker, compare_cases, same_number
+from ._core import Case, Feedback, Mistake, call, checker, compare_cases, same, same_number
 
 
 def _reference_bytes(model, bits=32):
@@ -105,3 +105,163 @@ def check_accuracy(accuracy):
     ]
 
     return compare_cases(accuracy, _reference_accuracy, cases, mistakes, equal=same_number("a float"))
+
+
+# ------------------------------------------------------------------ 0.3 backward pass
+def _library_backward(x, W, b, y):
+    """``(dW, db, dx)`` from compresslab.nn's own layers: Linear -> ReLU -> cross_entropy."""
+    linear, relu = nn.Linear(W.shape[1], W.shape[0]), nn.ReLU()
+    linear.weight, linear.bias = W, b
+    _, grad = nn.cross_entropy(relu(linear(x)), y)
+    dx = linear.backward(relu.backward(grad))
+    return linear.grads["weight"], linear.grads["bias"], dx
+
+
+def _loss(x, W, b, y):
+    """Mean softmax cross-entropy of relu(x @ W.T + b), for the finite differences."""
+    return nn.cross_entropy(np.maximum(x @ W.T + b, 0), y)[0]
+
+
+def _finite_differences(x, W, b, y, eps=1e-6):
+    """Central differences ``(L(p + eps) - L(p - eps)) / (2 eps)`` for every entry of W, b, x."""
+    args = [x, W, b]
+    grads = []
+    for k in (1, 2, 0):                                  # the order of the answer: dW, db, dx
+        g = np.zeros_like(args[k])
+        for i in np.ndindex(args[k].shape):
+            plus = [a.copy() for a in args]
+            minus = [a.copy() for a in args]
+            plus[k][i] += eps
+            minus[k][i] -= eps
+            g[i] = (_loss(*plus, y) - _loss(*minus, y)) / (2 * eps)
+        grads.append(g)
+    return tuple(grads)
+
+
+def _wrong_backward(x, W, b, y, *, relu_forward=True, mask=lambda z: z > 0, onehot=True, mean=True,
+                    use_bias=True, stable=True, dw="dz.T @ x", dx="dz @ W", db="sum", forward_W=False):
+    """The backward pass with one classic mistake switched on (the defaults give the right one)."""
+    with np.errstate(all="ignore"):
+        n = x.shape[0]
+        z = (x @ W if forward_W else x @ W.T) + (b if use_bias else 0)
+        a = np.maximum(z, 0) if relu_forward else z
+        e = np.exp(a - a.max(axis=1, keepdims=True) if stable else a)
+        p = e / e.sum(axis=1, keepdims=True)
+        if onehot:
+            p[np.arange(n), y] -= 1
+        dz = p / n if mean else p
+        if mask is not None:
+            dz = dz * mask(z)
+        dW = dz.T @ x if dw == "dz.T @ x" else x.T @ dz
+        grad_x = dz @ W if dx == "dz @ W" else dz @ W.T
+        if forward_W:                                    # consistently W where W.T belongs
+            dW, grad_x = x.T @ dz, dz @ W.T
+        grad_b = {"sum": dz.sum(axis=0), "zeros": np.zeros_like(b), "none": None}[db]
+        return dW, grad_b, grad_x
+
+
+def _same_grads(got, want):
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise Feedback(f"return the three gradients as a tuple (dW, db, dx); got {type(got).__name__}"
+                       + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "") + ".")
+    return all(same(g, w, rtol=1e-4, atol=1e-6) for g, w in zip(got, want))
+
+
+def _describe_grads(grads):
+    if isinstance(grads, (tuple, list)):
+        return "(" + ", ".join(f"shape {np.shape(g)}" for g in grads) + ")"
+    return repr(grads)
+
+
+def _explain_grads(got, want, case):
+    names = [name for name, g, w in zip(("dW", "db", "dx"), got, want) if not same(g, w, rtol=1e-4, atol=1e-6)]
+    shapes = [f"{name} has shape {np.shape(g)}, expected {np.shape(w)}"
+              for name, g, w in zip(("dW", "db", "dx"), got, want) if np.shape(g) != np.shape(w)]
+    return (f"wrong result on {case.description}: {', '.join(names)} differ"
+            + (f" ({'; '.join(shapes)})" if shapes else "") + ".")
+
+
+def _grad_cases(g):
+    f32 = np.float32
+    cases = []
+    x, W, b = g.normal(size=(5, 4)), g.normal(size=(4, 4)), g.normal(size=4)
+    cases.append(Case("a batch of 5 with a square W (4 inputs, 4 classes)",
+                      (x.astype(f32), W.astype(f32), b.astype(f32), g.integers(0, 4, 5))))
+    x, W, b = g.normal(size=(6, 5)), g.normal(size=(4, 5)), g.normal(size=4)
+    cases.append(Case("a batch of 6, 5 inputs, 4 classes", (x.astype(f32), W.astype(f32), b.astype(f32),
+                                                             g.integers(0, 4, 6))))
+    x, W, b = g.normal(size=(1, 3)), g.normal(size=(5, 3)), g.normal(size=5)
+    cases.append(Case("a batch of 1, 3 inputs, 5 classes", (x.astype(f32), W.astype(f32), b.astype(f32),
+                                                            np.array([2]))))
+    # small integers: several pre-activations are exactly 0, where the ReLU's gradient is 0
+    x = np.array([[1, 0, 2], [0, 1, 1], [2, 1, 0], [1, 1, 1]], f32)
+    W = np.array([[1, -1, 0], [0, 1, -1], [-1, 0, 1]], f32)
+    b = np.array([-1, 0, 1], f32)
+    cases.append(Case("integer inputs where some pre-activations are exactly 0 (a ReLU tie)",
+                      (x, W, b, np.array([0, 1, 2, 0]))))
+    # every row's largest logit is over 800: exp overflows in float32 (> 88) and in float64 (> 709)
+    big = np.random.default_rng(6)
+    x, W, b = 100 * big.normal(size=(4, 3)), 10 * big.normal(size=(3, 3)), big.normal(size=3)
+    cases.append(Case("large pre-activations (thousands: exp overflows)",
+                      (x.astype(f32), W.astype(f32), b.astype(f32), np.array([0, 1, 2, 1]))))
+    return cases
+
+
+@checker("0.3", "backward pass of Linear + ReLU + cross-entropy", lesson="00_tour")
+def check_linear_relu_backward(backward):
+    """``backward(x, W, b, y)`` must return ``(dW, db, dx)``, the gradients of the mean softmax
+    cross-entropy of ``relu(x @ W.T + b)`` with labels ``y``."""
+    g = np.random.default_rng(3)
+    cases = _grad_cases(g)
+    mistakes = [
+        Mistake(lambda *a: _wrong_backward(*a, mask=None),
+                "you forgot the ReLU mask: the gradient passes the ReLU only where its input "
+                "z = x @ W.T + b is > 0, so multiply the gradient by (z > 0) before dW, db and dx."),
+        Mistake(lambda *a: _wrong_backward(*a, mask=None, relu_forward=False),
+                "you left out the ReLU (forward and backward): take the softmax of relu(z) and "
+                "multiply the gradient by the ReLU mask (z > 0)."),
+        Mistake(lambda *a: _wrong_backward(*a, mask=lambda z: z >= 0),
+                "your ReLU mask lets the gradient through where z = 0 exactly (z >= 0); the "
+                "ReLU's gradient at 0 is 0, as in torch: use (z > 0)."),
+        Mistake(lambda *a: _wrong_backward(*a, mean=False),
+                "you summed over the batch instead of averaging: the loss is the mean over the "
+                "batch, so divide the softmax-minus-one-hot gradient by the batch size N."),
+        Mistake(lambda *a: _wrong_backward(*a, onehot=False),
+                "you used the softmax alone as the gradient of the logits: the gradient of "
+                "cross-entropy is softmax minus the one-hot of the label, (p - onehot(y)) / N."),
+        Mistake(lambda *a: _wrong_backward(*a, stable=False),
+                "your softmax overflowed (exp of a large logit is inf, inf / inf is nan): subtract "
+                "each row's max before np.exp, which leaves the softmax unchanged."),
+        Mistake(lambda *a: _wrong_backward(*a, dw="x.T @ dz"),
+                "your dW is transposed (x.T @ dz, shape (in, out)): W has shape (out, in), so "
+                "dW = dz.T @ x, the same shape as W."),
+        Mistake(lambda *a: _wrong_backward(*a, dx="dz @ W.T"),
+                "your dx multiplies by W.T: the forward pass used W.T, so the backward pass uses "
+                "W itself, dx = dz @ W (shape (batch, in), like x)."),
+        Mistake(lambda *a: _wrong_backward(*a, dw="x.T @ dz", dx="dz @ W.T"),
+                "your dW and dx are both transposed: W has shape (out, in), so dW = dz.T @ x "
+                "(the shape of W) and dx = dz @ W (not W.T)."),
+        Mistake(lambda *a: _wrong_backward(*a, forward_W=True),
+                "you used W where the layer uses W.T: the forward pass is z = x @ W.T + b with W of "
+                "shape (out, in), so dW = dz.T @ x and dx = dz @ W."),
+        Mistake(lambda *a: _wrong_backward(*a, db="none"),
+                "db is missing: the bias gets the gradient dz summed over the batch, "
+                "db = dz.sum(axis=0), shape (out,)."),
+        Mistake(lambda *a: _wrong_backward(*a, db="zeros"),
+                "your db is all zeros: the bias gets the gradient dz summed over the batch, "
+                "db = dz.sum(axis=0), shape (out,)."),
+        Mistake(lambda *a: _wrong_backward(*a, use_bias=False),
+                "you left the bias b out of the forward pass: z = x @ W.T + b (the ReLU mask and "
+                "the softmax both depend on b)."),
+    ]
+    message = compare_cases(backward, _library_backward, cases, mistakes, equal=_same_grads,
+                            describe=_describe_grads, explain=_explain_grads)
+    # one float64 case against central finite differences of the loss (no pre-activation near 0)
+    x, W, b = g.normal(size=(5, 4)), g.normal(size=(3, 4)), g.normal(size=3)
+    y = np.array([0, 2, 1, 1, 0])
+    fd_case = Case("a float64 batch of 5, 4 inputs, 3 classes", (x, W, b, y))
+    got, want = call(backward, fd_case), _finite_differences(x, W, b, y)
+    if not _same_grads(got, want):
+        raise Feedback(_explain_grads(got, want, fd_case) + " (compared with finite differences of the loss)")
+    return message[:-1] + " (compresslab.nn's Linear, ReLU and cross_entropy backward), and with " \
+        "finite differences of the loss on a float64 case."

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import prune
-from ._core import Case, Feedback, Mistake, checker, compare_cases, same
+from ._core import Case, Feedback, Mistake, checker, compare_cases, same, same_number
 
 
 def _tie_free(shape, seed):
@@ -778,3 +778,95 @@ def check_choose_sparsities(choose_sparsities):
     cases = _budget_cases()
     compare_cases(choose_sparsities, _ref_choose, cases, _BUDGET_MISTAKES, explain=_explain_choice)
     return f"within budget and the least total accuracy drop on all {len(cases)} cases."
+
+
+# ------------------------------------------------------------------------------- 1.5
+def _last_update(step, begin_step, frequency):
+    """The last mask update at or before ``step``, counted from ``begin_step``."""
+    return begin_step + (step - begin_step) // frequency * frequency
+
+
+def _ref_agp(step, initial_sparsity, final_sparsity, begin_step, end_step, frequency):
+    """The sparsity the mask has at ``step``: :func:`prune.polynomial_decay` at the last update."""
+    if begin_step <= step < end_step:
+        step = _last_update(step, begin_step, frequency)
+    return prune.polynomial_decay(step, initial_sparsity, final_sparsity, begin_step, end_step,
+                                  frequency=frequency).sparsity
+
+
+def _agp_variant(power=3, t_over_n=False, swapped=False, rounding="begin", clamp_begin=True,
+                 clamp_end=True, end_first=True):
+    """A learner's AGP with one classic mistake (the defaults give the reference)."""
+
+    def answer(step, initial, final, begin_step, end_step, frequency):
+        if swapped:
+            initial, final = final, initial
+        if clamp_begin and step < begin_step:
+            p = 0.0
+        elif clamp_end and end_first and step >= end_step:
+            p = 1.0
+        else:
+            t = {"begin": _last_update(step, begin_step, frequency),
+                 "zero": step // frequency * frequency, "none": step}[rounding]
+            p = (t - begin_step) / (end_step - begin_step)
+            if clamp_end:
+                p = min(p, 1.0)
+        return final + (initial - final) * (p if t_over_n else 1.0 - p) ** power
+
+    return answer
+
+
+def _agp_cases():
+    rows = [
+        (30, 0.0, 0.8, 0, 100, 10, "30% of the way"),
+        (47, 0.0, 0.8, 0, 100, 10, "between two updates: the mask still has step 40's sparsity"),
+        (58, 0.1, 0.9, 15, 115, 20, "updates at 15, 35, 55, ...: counted from begin_step, not from 0"),
+        (150, 0.0, 0.8, 0, 100, 10, "after end_step: final_sparsity"),
+        (5, 0.2, 0.9, 20, 120, 10, "before begin_step: initial_sparsity"),
+        (20, 0.3, 0.9, 20, 120, 10, "step = begin_step: initial_sparsity"),
+        (60, 0.5, 0.9, 0, 80, 20, "a nonzero initial_sparsity"),
+        (95, 0.0, 0.75, 0, 95, 10, "step = end_step, which is not an update step: final_sparsity"),
+        (40, 0.0, 0.9, 40, 40, 5, "begin_step = end_step: final_sparsity at once"),
+        (123, 0.0, 0.6, 0, 200, 1, "frequency = 1: every step is an update"),
+    ]
+    return [Case(f"agp_sparsity{args[:6]} ({args[6]})", args[:6]) for args in rows]
+
+
+_AGP_FORMULA = "s_f + (s_i - s_f) * (1 - (t - begin_step) / (end_step - begin_step)) ** 3"
+_AGP_MISTAKES = [
+    Mistake(_agp_variant(power=1), "your sparsity rises linearly (exponent 1); AGP uses the cube, "
+            f"so it rises fast at first and slowly at the end: {_AGP_FORMULA}."),
+    Mistake(_agp_variant(power=2), "you used the exponent 2; AGP (Zhu & Gupta) uses the cube, "
+            f"power 3: {_AGP_FORMULA}."),
+    Mistake(_agp_variant(t_over_n=True), "you cubed the progress (t - t0) / (n dt) itself; AGP cubes "
+            f"what is *left* of the ramp, 1 - (t - t0) / (n dt): {_AGP_FORMULA}."),
+    Mistake(_agp_variant(swapped=True), "initial_sparsity and final_sparsity are swapped: the "
+            "schedule starts at initial_sparsity (at begin_step) and ends at final_sparsity: "
+            f"{_AGP_FORMULA}."),
+    Mistake(_agp_variant(rounding="none"), "you did not round the step down to the last mask "
+            "update: between two updates the mask keeps its sparsity, so use t = begin_step + "
+            "(step - begin_step) // frequency * frequency."),
+    Mistake(_agp_variant(rounding="zero"), "you rounded the step down to a multiple of frequency "
+            "counted from 0 (step // frequency * frequency); updates are counted from begin_step: "
+            "t = begin_step + (step - begin_step) // frequency * frequency."),
+    Mistake(_agp_variant(clamp_end=False), "no clamping after end_step: past the end the fraction "
+            "(t - t0) / (n dt) exceeds 1 and the sparsity overshoots. For step >= end_step return "
+            "final_sparsity."),
+    Mistake(_agp_variant(clamp_begin=False), "no clamping before begin_step: there the fraction "
+            "(t - t0) / (n dt) is negative and the sparsity falls below initial_sparsity. For step "
+            "< begin_step return initial_sparsity."),
+    Mistake(_agp_variant(end_first=False), "you rounded the step down before checking end_step: "
+            "when end_step is not an update step the ramp never reached final_sparsity. Check "
+            "step >= end_step first and return final_sparsity."),
+]
+
+
+@checker("1.5", "the AGP sparsity schedule", lesson="01_pruning")
+def check_agp_sparsity(agp_sparsity):
+    """``agp_sparsity(step, initial_sparsity, final_sparsity, begin_step, end_step, frequency)``:
+    ``initial_sparsity`` before ``begin_step``, ``final_sparsity`` from ``end_step`` on, and in
+    between Zhu & Gupta's cubic ramp evaluated at the last mask update
+    ``begin_step + (step - begin_step) // frequency * frequency``; compared with
+    :func:`prune.polynomial_decay` at that step, to 1e-7."""
+    return compare_cases(agp_sparsity, _ref_agp, _agp_cases(), _AGP_MISTAKES,
+                         equal=same_number("the sparsity at that step, a float", tol=1e-7))

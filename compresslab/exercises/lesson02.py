@@ -4,6 +4,8 @@
     point, clamp; integers out.
 2.2 ``affine_qparams(x_min, x_max, bits)`` -- scale from the whole range, integer clamped zero point.
 2.3 ``symmetric_quantize(x, bits)`` -- the narrow symmetric range ``[-(2**(b-1) - 1), 2**(b-1) - 1]``.
+2.4 ``requantize_int(acc, M, zero_point, qmin, qmax)`` -- integer-only requantization: ``M`` as
+    ``M0 * 2**-n`` (np.frexp), a rounding right shift in int64, the zero point, the clamp.
 
 One rule for every integer the lessons call "the integers" (q in 2.1 and 2.3, the zero point in
 2.2): the values are compared first, so a wrong formula is named whatever the type; once the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quant import quantize_multiplier, requantize
 from ._core import Case, Feedback, Mistake, call, checker, compare_cases
 
 
@@ -501,4 +504,140 @@ def check_symmetric_quantize(symmetric_quantize):
     message = compare_cases(symmetric_quantize, _ref_symmetric, cases, _SYMMETRIC_MISTAKES, equal=equal,
                             describe=describe)
     _integer_type_hint(symmetric_quantize, cases, lambda v: v[0], "q")
+    return message
+
+
+# ------------------------------------------------------------------------------ 2.4
+def _ref_requantize_int(acc, M, zero_point, qmin, qmax):
+    M0, n = quantize_multiplier(M)
+    return requantize(acc, M0, n, zero_point, qmin, qmax)
+
+
+def _multiplier(M):
+    """(M0, n) as Python ints, with the mantissa normalised (the right way)."""
+    mant, exp = np.frexp(M)
+    M0, n = int(np.rint(mant * 2.0 ** 31)), 31 - int(exp)
+    return (M0 // 2, n - 1) if M0 == 2 ** 31 else (M0, n)
+
+
+def _requant_mistake(multiplier=_multiplier, shift=lambda p, n: (p + (1 << (n - 1))) >> n,
+                     zp=lambda y, z: y + z, clamp=True):
+    """The reference with one part replaced: ``multiplier(M) -> (M0, n)``, the shift
+    ``shift(acc * M0, n)``, how the zero point is applied, and whether the result is clamped."""
+    def f(acc, M, zero_point, qmin, qmax):
+        M0, n = multiplier(M)
+        y = zp(shift(np.asarray(acc, np.int64) * M0, n), zero_point)
+        return np.clip(y, qmin, qmax) if clamp else y
+    return f
+
+
+def _float_requant(fn):
+    """A float64 version: ``fn(acc, M) -> y`` real, then the zero point and the clamp."""
+    def f(acc, M, zero_point, qmin, qmax):
+        return np.clip(fn(np.asarray(acc, np.float64), M) + zero_point, qmin, qmax).astype(np.int64)
+    return f
+
+
+def _M0_float(acc, M):
+    M0, n = _multiplier(M)
+    return acc * M0 / 2.0 ** n
+
+
+def _wrapped_int32(acc, M, zero_point, qmin, qmax):
+    """acc * M0 computed in int32 (it wraps around), the rest right."""
+    M0, n = _multiplier(M)
+    p = ((np.asarray(acc, np.int64) * M0 + 2 ** 31) % 2 ** 32) - 2 ** 31
+    return np.clip(((p + (1 << (n - 1))) >> n) + zero_point, qmin, qmax)
+
+
+_SHIFT = "(acc * M0 + 2**(n-1)) >> n"
+_FLOAT = ("you used float arithmetic: the whole point is integer-only arithmetic. In float64, "
+          "acc * M is not acc * M0 * 2**-n (M0 is M rounded to 31 bits) and acc * M0 above 2**53 "
+          "is itself rounded, so near a tie the result moves by 1. Convert acc to int64 and "
+          f"shift: {_SHIFT}.")
+_HALF_EVEN = (" np.rint and np.round also round ties to even, whereas the rounding shift rounds "
+              "them up, towards +inf (2.5 -> 3, -2.5 -> -2).")
+_UNNORMALISED = ("your M0 is M * 2**31 without normalising the mantissa: for a small M it keeps "
+                 "only a few significant bits (M = 3e-9 gives M0 = 6, a 7% error). Use "
+                 "mantissa, exponent = np.frexp(M) (mantissa in [0.5, 1)), "
+                 "M0 = round(mantissa * 2**31) and n = 31 - exponent, so that M0 is in "
+                 "[2**30, 2**31) and keeps 31 significant bits.")
+_REQUANT_MISTAKES = [
+    # -- the shift (case 1: exact ties and non-ties, M = 0.25)
+    Mistake(_requant_mistake(shift=lambda p, n: p >> n),
+            "your shift truncates: (acc * M0) >> n rounds down (towards -inf), not to the nearest "
+            f"integer. Add the rounding term 2**(n-1), half of 2**n, before shifting: {_SHIFT}."),
+    Mistake(_requant_mistake(shift=lambda p, n: (p + (1 << n)) >> n),
+            "your rounding term is 2**n, which rounds up (ceil-like); it is half of that, "
+            f"2**(n-1): {_SHIFT}."),
+    # -- float arithmetic (cases 1, 2: M = 0.1 is slightly above M0 * 2**-34; case 7: acc * M0 > 2**53)
+    Mistake(_float_requant(lambda a, M: np.rint(a * M)), _FLOAT + _HALF_EVEN),
+    Mistake(_float_requant(lambda a, M: np.floor(a * M + 0.5)), _FLOAT),
+    Mistake(_float_requant(lambda a, M: np.rint(_M0_float(a, M))), _FLOAT + _HALF_EVEN),
+    Mistake(_float_requant(lambda a, M: np.floor(_M0_float(a, M) + 0.5)), _FLOAT),
+    # -- the multiplier (cases 4 and 5: small M)
+    Mistake(_requant_mistake(multiplier=lambda M: (int(np.rint(M * 2.0 ** 31)), 31)), _UNNORMALISED),
+    Mistake(_requant_mistake(multiplier=lambda M: (int(M * 2.0 ** 31), 31)), _UNNORMALISED),
+    # -- the zero point and the clamp (cases 3, 5, 6)
+    Mistake(_requant_mistake(zp=lambda y, z: y),
+            "you forgot the zero point: the output is zero_point + round(acc * M), then clamped."),
+    Mistake(_requant_mistake(zp=lambda y, z: y - z),
+            "you subtracted the zero point: requantizing adds it, "
+            "clamp(zero_point + round(acc * M), qmin, qmax)."),
+    Mistake(_requant_mistake(clamp=False),
+            "you forgot the clamp: values outside [qmin, qmax] must saturate "
+            "(np.clip(q, qmin, qmax))."),
+    Mistake(lambda acc, M, z, lo, hi: _requant_mistake(zp=lambda y, z: y)(acc, M, z, lo, hi) + z,
+            "you clamped before adding the zero point: clamp the final integer, "
+            "np.clip(y + zero_point, qmin, qmax)."),
+    Mistake(_wrapped_int32,
+            "acc * M0 overflowed: in int32 the product wraps around. It needs up to 62 bits: "
+            "convert acc to int64 first (np.asarray(acc).astype(np.int64))."),
+]
+
+
+@checker("2.4", "integer-only requantization", lesson="02_quantization")
+def check_requantize_int(requantize_int):
+    """``requantize_int(acc, M, zero_point, qmin, qmax)`` returns the int64 array
+    ``clamp(zero_point + ((acc * M0 + 2**(n-1)) >> n), qmin, qmax)`` with ``M = M0 * 2**-n``,
+    ``M0`` in ``[2**30, 2**31)`` -- what ``quant.quantize_multiplier`` and ``quant.requantize``
+    give."""
+    g = np.random.default_rng(24)
+    i32 = lambda *v: np.array(v, np.int32)  # noqa: E731
+    int32_min, int32_max = -2 ** 31, 2 ** 31 - 1
+    cases = [
+        # M = 0.25 = 2**30 * 2**-32: acc * M is exact, ties at acc = +-2, +-6, +-10
+        Case("M = 0.25 (M0 = 2**30, n = 32): exact ties acc * M = +-0.5, +-1.5, +-2.5 and the "
+             "non-ties +-0.75, +-1.25, 7 (zero point 0, int8)",
+             (i32(2, -2, 6, -6, 10, -10, 3, -3, 5, -5, 28, 0), 0.25, 0, -128, 127)),
+        # M0 * 2**-34 = 0.0999999999767 < 0.1: acc * M0 is just below each tie, float says tie
+        Case("M = 0.1 (M0 * 2**-34 is slightly below 0.1, so acc = 5, 15, 25 give just below "
+             "0.5, 1.5, 2.5; zero point 0, int8)",
+             (i32(5, 15, 25, -5, -15, 35, 7, 12, -13, 100), 0.1, 0, -128, 127)),
+        Case("uint8 with zero point 128, M = 0.0625, exact ties and values beyond the range",
+             (i32(8, -8, 24, -24, 40, 0, 100, -100, 3000, -3000), 0.0625, 128, 0, 255)),
+        # frexp(3e-9) = (0.805, -28): M0 = 1728724022, n = 59; M * 2**31 = 6.44 keeps one digit
+        Case("a small M = 3e-9 (n = 59) with accumulators across the int32 range, zero point -3 (int8)",
+             (g.integers(int32_min, int32_max, 20, endpoint=True).astype(np.int32), 3e-9, -3, -128, 127)),
+        Case("M = 1.5e-5, 200 random int32 accumulators, zero point 7, int16 output range",
+             (g.integers(int32_min, int32_max, 200, endpoint=True).astype(np.int32), 1.5e-5, 7,
+              -32768, 32767)),
+        Case("a 2-D accumulator (3, 4), M = 0.0123, zero point -5 (int8, some values clamped)",
+             (g.integers(-20000, 20000, (3, 4)).astype(np.int32), 0.0123, -5, -128, 127)),
+        # acc * M0 mod 2**32 = 2**31 - 2, -4, -6 (just below a tie) for the large acc, and
+        # |acc * M0| > 2**53, so float64 rounds the product onto the tie
+        Case("M = 0.3 (n = 32), an int32 output range and accumulators near 2**31 whose "
+             "acc * M0 lies just below a tie (float64 cannot hold acc * M0 exactly)",
+             (i32(2147483638, 2147483628, 2147483618, -5, -25, 5), 0.3, 0, int32_min, int32_max)),
+        Case("an empty accumulator (shape (0,)): return an empty integer array",
+             (np.zeros(0, np.int32), 0.3, 0, -128, 127)),
+    ]
+
+    def equal(got, want):
+        if got is None:
+            raise Feedback("your function returned None; return the array of integers.")
+        return _same(got, want)
+
+    message = compare_cases(requantize_int, _ref_requantize_int, cases, _REQUANT_MISTAKES, equal=equal)
+    _integer_type_hint(requantize_int, cases, lambda q: q, "q")
     return message

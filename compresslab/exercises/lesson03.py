@@ -13,6 +13,11 @@ Each checker compares the learner's loss with :func:`compresslab.distill.kd_loss
 
 The first stage's first batch (6 samples, 5 classes, T = 3; alpha = 0.7 in 3.2) tells every
 mistake below from every other, so the hint names the mistake actually made.
+
+Exercise 3.3 asks for the gradient with respect to the student's logits instead; its checker
+compares with the gradient of :func:`compresslab.distill.kd_loss` on six batches (the factor
+``T`` missing or squared, the ``1/N`` missing, teacher and student swapped, the hard term's
+one-hot forgotten, a label ``-1`` read as the last class, ...), then with finite differences.
 """
 from __future__ import annotations
 
@@ -299,3 +304,163 @@ def check_kd_loss(kd_loss):
         return D.kd_loss(s, t, y, T, a)[0]
 
     return _compare_then_underflow(kd_loss, reference, cases, _FULL_MISTAKES + _FULL_PAIRS, extremes)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3.3: the gradient of the distillation loss
+# --------------------------------------------------------------------------------------------
+def _grad_parts(s, t, y, T):
+    """(q1 - onehot with unlabelled rows zeroed, q_T - p_T, q1, onehot), all float64, undivided."""
+    s, t, y = np.asarray(s, np.float64), np.asarray(t, np.float64), np.asarray(y)
+    q1, qT, pT = D.softmax(s, 1.0), D.softmax(s, T), D.softmax(t, T)
+    onehot = np.zeros_like(s)
+    rows = np.flatnonzero(y >= 0)
+    onehot[rows, y[rows]] = 1.0
+    hard = q1 - onehot
+    hard[y < 0] = 0.0
+    return hard, qT - pT, q1, onehot
+
+
+def _grad_with(hard=None, soft=None, wh=None, ws=None, div=None):
+    """The gradient ``(wh * hard + ws * soft) / div`` with any of its parts replaced: each
+    argument is a function of (s, t, y, T, a) (and the parts of :func:`_grad_parts`)."""
+    def fn(s, t, y, T, a):
+        h, d, q1, oh = _grad_parts(s, t, y, T)
+        parts = dict(s=s, t=t, y=y, T=T, a=a, h=h, d=d, q1=q1, oh=oh, n=len(s))
+        gh = hard(**parts) if hard else h
+        gs = soft(**parts) if soft else T * d
+        w_h = wh(**parts) if wh else 1 - a
+        w_s = ws(**parts) if ws else a
+        n = div(**parts) if div else len(s)
+        return (w_h * gh + w_s * gs) / n
+    return fn
+
+
+def _no_label_rows(y, g):
+    g = np.array(g)
+    g[np.asarray(y) < 0] = 0.0
+    return g
+
+
+_GRAD_MISTAKES = [
+    # -- the soft term's factor
+    Mistake(_grad_with(soft=lambda d, **_: d),
+            "the soft term's gradient is missing its factor T: the loss has T**2 and the chain rule "
+            "through s / T divides by T once, which leaves alpha * T * (softmax(s/T) - softmax(t/T)) / N."),
+    Mistake(_grad_with(soft=lambda d, T, **_: T * T * d),
+            "you multiplied the soft term's gradient by T**2 instead of T: differentiating "
+            "softmax(s / T) with respect to s brings a 1/T (chain rule), so T**2 / T = T."),
+    Mistake(_grad_with(soft=lambda d, T, **_: d / T),
+            "you divided the soft term's gradient by T: the loss's T**2 times the chain rule's 1/T "
+            "gives a factor T, not 1/T."),
+    # -- the batch mean
+    Mistake(_grad_with(div=lambda **_: 1),
+            "you forgot the 1/N of the batch mean: the loss is averaged over the N samples, so "
+            "every row of the gradient is divided by N (the batch size)."),
+    Mistake(_grad_with(div=lambda s, **_: np.shape(s)[0] * np.shape(s)[1]),
+            "you divided by N * C (every element); the loss is averaged over the batch only: "
+            "divide by N, the number of samples."),
+    # -- which way round
+    Mistake(_grad_with(soft=lambda d, T, **_: -T * d),
+            "teacher and student are swapped in the soft term: its gradient is "
+            "softmax(s/T) - softmax(t/T), the student's probabilities minus the teacher's."),
+    Mistake(_grad_with(hard=lambda h, **_: -h, soft=lambda d, T, **_: -T * d),
+            "the whole gradient has the wrong sign: dL/ds = (prediction - target), "
+            "softmax(s) - onehot(y) and softmax(s/T) - softmax(t/T); gradient descent then "
+            "subtracts it."),
+    # -- the hard term
+    Mistake(_grad_with(hard=lambda y, q1, **_: _no_label_rows(y, q1)),
+            "the hard term's gradient is softmax(s) - onehot(y): you forgot to subtract the "
+            "one-hot of the label (a 1 at the label's class, 0 elsewhere)."),
+    Mistake(_grad_with(hard=lambda s, y, T, oh, **_: _no_label_rows(y, D.softmax(np.asarray(s, np.float64), T) - oh)),
+            "the hard term uses the ordinary softmax at T = 1: its gradient is softmax(s) - "
+            "onehot(y), with no temperature."),
+    # -- the weights
+    Mistake(_grad_with(wh=lambda a, **_: a, ws=lambda a, **_: 1 - a),
+            "alpha weighs the wrong term: alpha multiplies the soft (teacher) term's gradient, "
+            "1 - alpha the hard-label term's."),
+    Mistake(_grad_with(wh=lambda **_: 1, ws=lambda **_: 1),
+            "weigh the two gradients: (1 - alpha) * hard + alpha * soft."),
+    # -- unlabelled samples (label -1)
+    Mistake(_grad_with(hard=lambda s, y, q1, **_: q1 - np.eye(np.shape(s)[1])[np.asarray(y)]),
+            "a label -1 means 'no label', but NumPy reads index -1 as the LAST class: an "
+            "unlabelled sample has no hard term (its hard-gradient row is 0)."),
+    Mistake(_grad_with(hard=lambda q1, oh, **_: q1 - oh),
+            "an unlabelled sample (label -1) has no hard term at all: its hard-gradient row is 0, "
+            "not softmax(s)."),
+    Mistake(_grad_with(wh=lambda a, y, n, **_: (1 - a) * n / max(1, int((np.asarray(y) >= 0).sum()))),
+            "the hard term is divided by the number of labelled samples; like the soft term it is "
+            "divided by the whole batch size N (a sample's weight must not depend on how many "
+            "others in its batch are labelled)."),
+]
+
+
+def _grad_cases(seed=3):
+    g = np.random.default_rng(seed)
+    specs = [  # (n, c, T, alpha, how many unlabelled)
+        (6, 5, 3.0, 0.7, 0), (4, 10, 2.0, 0.9, 0), (8, 3, 5.0, 0.3, 0),
+        (5, 4, 3.0, 0.0, 0), (5, 4, 4.0, 1.0, 0), (7, 6, 2.0, 0.6, 3),
+    ]
+    cases = []
+    for n, c, T, alpha, unlabelled in specs:
+        s, t = 2.5 * g.normal(size=(n, c)), 2.5 * g.normal(size=(n, c))
+        y = g.integers(0, c, n)
+        y[g.permutation(n)[:unlabelled]] = -1
+        what = {0.0: " (labels only)", 1.0: " (teacher only)"}.get(alpha, "")
+        extra = f", labels {y.tolist()} (-1 = no label)" if unlabelled else ""
+        cases.append(Case(f"a batch of {n} samples, {c} classes, T = {T:g}, alpha = {alpha:g}"
+                          f"{what}{extra}", (s, t, y, T, alpha)))
+    return cases
+
+
+def _explain_grad(got, want, case):
+    if got is None:
+        return "your function returned None: did you forget the `return`?"
+    if isinstance(got, tuple):
+        return "return only the gradient (an array of shape (N, C)), not a tuple."
+    try:
+        shape = np.asarray(got, dtype=np.float64).shape
+    except (TypeError, ValueError):
+        return f"return a NumPy float array of shape {np.shape(want)}, got {type(got).__name__}."
+    if shape != np.shape(want):
+        return (f"return an array of the logits' shape {np.shape(want)} (one derivative per logit), "
+                f"got shape {shape} on {case.description}.")
+    return None
+
+
+def _finite_difference(s, t, y, T, a, eps=1e-6):
+    num = np.zeros_like(s)
+    for idx in np.ndindex(s.shape):
+        e = np.zeros_like(s)
+        e[idx] = eps
+        num[idx] = (D.kd_loss(s + e, t, y, T, a)[0] - D.kd_loss(s - e, t, y, T, a)[0]) / (2 * eps)
+    return num
+
+
+@checker("3.3", "the gradient of the distillation loss", lesson="03_distillation")
+def check_kd_grad(kd_grad):
+    """``kd_grad(student_logits, teacher_logits, labels, T, alpha)`` must return
+    ``dL/ds = [(1 - alpha) * (softmax(s) - onehot(y)) + alpha * T * (softmax(s/T) - softmax(t/T))] / N``
+    (a label -1: no hard term for that row), compared with :func:`compresslab.distill.kd_loss`'s
+    gradient on six batches, then with central finite differences of its loss."""
+    cases = _grad_cases()
+
+    def reference(s, t, y, T, a):
+        return D.kd_loss(s, t, y, T, a)[1]
+
+    compare_cases(kd_grad, reference, cases, _GRAD_MISTAKES, explain=_explain_grad)
+    g = np.random.default_rng(4)
+    s, t = 2.0 * g.normal(size=(3, 4)), 2.0 * g.normal(size=(3, 4))
+    fd = Case("a batch of 3 samples, 4 classes, T = 2.5, alpha = 0.4, labels [2, -1, 0]",
+              (s, t, np.array([2, -1, 0]), 2.5, 0.4))
+    got = call(kd_grad, fd)
+    numeric = _finite_difference(*fd.args)
+    try:
+        agrees = np.allclose(np.asarray(got, np.float64), numeric, rtol=1e-4, atol=1e-7)
+    except (TypeError, ValueError):
+        agrees = False
+    if not agrees or np.shape(got) != numeric.shape:
+        raise Feedback(f"your gradient differs from the finite differences (L(s + eps) - L(s - eps)) "
+                       f"/ (2 eps) of the loss on {fd.description}.")
+    return (f"all {len(cases)} test cases agree with D.kd_loss's gradient, and with finite "
+            "differences of the loss.")

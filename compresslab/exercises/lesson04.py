@@ -13,8 +13,8 @@ import numbers
 
 import numpy as np
 
-from .. import nn, speed
-from ._core import Case, Feedback, Mistake, checker, compare_cases
+from .. import encode, nn, speed
+from ._core import Case, Feedback, Mistake, checker, compare_cases, same
 
 
 def _same_number(what):
@@ -365,3 +365,210 @@ def check_break_even(break_even):
                 "sparsity, so there is no break-even: return None."),
     ]
     return compare_cases(break_even, speed.break_even, cases, mistakes, equal=_break_even_equal)
+
+
+# --------------------------------------------------------------------------------------------
+# 4.4 a sparse matrix-vector product from CSR arrays
+# --------------------------------------------------------------------------------------------
+def _csr_arrays(dense, shuffle_seed=None):
+    """``(data, indices, indptr)`` of a dense matrix, row by row; with ``shuffle_seed`` the
+    entries of each row come in a random column order (CSR allows that; scipy does too)."""
+    dense = np.asarray(dense, dtype=float)
+    rows, cols = np.nonzero(dense)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=dense.shape[0]))])
+    order = np.arange(rows.size)
+    if shuffle_seed is not None:
+        rng = np.random.default_rng(shuffle_seed)
+        for i in range(dense.shape[0]):
+            order[indptr[i]:indptr[i + 1]] = rng.permutation(order[indptr[i]:indptr[i + 1]])
+    rows, cols = rows[order], cols[order]
+    return dense[rows, cols], cols.astype(np.int64), indptr.astype(np.int64)
+
+
+def _random_sparse(rng, shape, density):
+    values = np.round(rng.uniform(-3, 3, size=shape), 2)
+    return np.where(rng.random(shape) < density, values, 0.0)
+
+
+def _csr_cases():
+    """``(Case, dense matrix)`` pairs: the matrix is what the case's CSR arrays stand for."""
+    rng = np.random.default_rng(44)
+    # Case 1 (5 x 5, not symmetric, rows of 3, 1, 0, 2 and 2 non-zeros, an empty row in the
+    # middle) already separates every mistake below from the reference and from each other.
+    first = np.array([[2., 0, 1, 0, 3],
+                      [0, 4, 0, 0, 0],
+                      [0, 0, 0, 0, 0],
+                      [5, 0, 0, 1, 0],
+                      [0, 2, 0, 0, 6]])
+    unsorted = _random_sparse(rng, (6, 8), 0.6)
+    unsorted[2] = 0.0
+    edges = _random_sparse(rng, (6, 5), 0.5)
+    edges[[0, 5]] = 0.0
+    edges[2, 1] = edges[3, 4] = 1.5                      # the rows between are not empty
+    specs = [
+        ("a 5x5 matrix with an empty row in the middle", first, None, [1., 2, 3, 4, 5]),
+        ("a 4x7 matrix (more columns than rows)", _random_sparse(rng, (4, 7), 0.4), None, None),
+        ("a 7x3 matrix (more rows than columns)", _random_sparse(rng, (7, 3), 0.5), None, None),
+        ("a 6x5 matrix whose first and last rows are empty", edges, None, None),
+        ("a 3x4 matrix without any non-zero (indptr = [0, 0, 0, 0])", np.zeros((3, 4)), None, None),
+        ("a single column (a 5x1 matrix)", np.array([[1.5], [0], [-2], [0.5], [0]]), None, None),
+        ("a 6x8 matrix whose column indices are not sorted within a row", unsorted, 7, None),
+        ("a 40x30 matrix, 85% zeros", _random_sparse(rng, (40, 30), 0.15), None, None),
+        ("a matrix with no rows (indptr = [0])", np.zeros((0, 3)), None, None),
+    ]
+    out = []
+    for description, dense, seed, x in specs:
+        x = np.round(rng.uniform(-2, 2, dense.shape[1]), 2) if x is None else np.array(x)
+        out.append((Case(description, (*_csr_arrays(dense, seed), x)), dense))
+    return out
+
+
+_CSR_CASES = _csr_cases()
+
+
+def _ref_csr_matvec(data, indices, indptr, x):
+    """``A @ x`` with A rebuilt by the library's CSR decoder (scipy's ``csr_matrix((data,
+    indices, indptr), shape) @ x`` gives the same: ``tests/test_speed_exercises.py``)."""
+    shape = (len(indptr) - 1, len(x))
+    return encode.csr_decode(encode.CSR(data, indices, indptr, shape)) @ x
+
+
+def _rows(indptr):
+    return range(len(indptr) - 1)
+
+
+def _mv_first_only(data, indices, indptr, x):
+    """``data[indptr[i]:indptr[i] + 1]``: only the first non-zero of each row."""
+    y = np.zeros(len(indptr) - 1)
+    for i in _rows(indptr):
+        s, e = indptr[i], min(indptr[i] + 1, indptr[i + 1])
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _mv_drop_last(data, indices, indptr, x):
+    """``data[indptr[i]:indptr[i + 1] - 1]``: the last non-zero of each row left out."""
+    y = np.zeros(len(indptr) - 1)
+    for i in _rows(indptr):
+        s, e = indptr[i], max(indptr[i], indptr[i + 1] - 1)
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _mv_one_extra(data, indices, indptr, x):
+    """``data[indptr[i]:indptr[i + 1] + 1]``: the next row's first non-zero counted too."""
+    y = np.zeros(len(indptr) - 1)
+    for i in _rows(indptr):
+        s, e = indptr[i], indptr[i + 1] + 1
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _mv_shifted(data, indices, indptr, x):
+    """``data[indptr[i - 1]:indptr[i]]``: every row gets the previous row's entries
+    (row 0 the slice ``indptr[-1]:indptr[0]``, which is empty)."""
+    y = np.zeros(len(indptr) - 1)
+    for i in _rows(indptr):
+        s, e = indptr[i - 1], indptr[i]
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _mv_transposed(data, indices, indptr, x):
+    """indptr read as column pointers: ``A.T @ x`` (on a square matrix)."""
+    y = np.zeros(len(x))
+    for j in _rows(indptr):
+        s, e = indptr[j], indptr[j + 1]
+        y[indices[s:e]] += data[s:e] * x[j]
+    return y
+
+
+def _mv_skip_empty(data, indices, indptr, x):
+    """Only the rows with a non-zero get an entry."""
+    y = []
+    for i in _rows(indptr):
+        s, e = indptr[i], indptr[i + 1]
+        if e > s:
+            y.append(np.sum(data[s:e] * x[indices[s:e]]))
+    return np.array(y)
+
+
+def _mv_len_indptr(data, indices, indptr, x):
+    """``np.zeros(len(indptr))``: one entry too many (a trailing 0)."""
+    y = np.zeros(len(indptr))
+    y[:-1] = _ref_csr_matvec(data, indices, indptr, x)
+    return y
+
+
+def _mv_len_x(data, indices, indptr, x):
+    """``np.zeros(len(x))``, one entry per column: rows past ``len(x)`` lost, or zeros added."""
+    n = min(len(x), len(indptr) - 1)
+    y = np.zeros(len(x))
+    y[:n] = _ref_csr_matvec(data, indices, indptr, x)[:n]
+    return y
+
+
+def _mv_x_by_row(data, indices, indptr, x):
+    """``data[s:e] * x[i]``: x indexed by the row, not the column."""
+    y = np.zeros(len(indptr) - 1)
+    for i in _rows(indptr):
+        s, e = indptr[i], indptr[i + 1]
+        y[i] = np.sum(data[s:e] * x[i]) if e > s else 0.0
+    return y
+
+
+def _mv_reduceat(data, indices, indptr, x):
+    """``np.add.reduceat(data * x[indices], indptr[:-1])``: an empty row gets the next entry
+    instead of 0 (and an empty last row raises)."""
+    return np.add.reduceat(data * x[indices], indptr[:-1])
+
+
+def _csr_equal(got, want):
+    if got is None or isinstance(got, (str, bytes, numbers.Number)):
+        raise Feedback(f"return a NumPy array y of shape (len(indptr) - 1,), got "
+                       f"{type(got).__name__}.")
+    return same(got, want, rtol=1e-5, atol=1e-8)
+
+
+def _csr_explain(got, want, case):
+    shape = np.shape(got)
+    if shape != np.shape(want):
+        return (f"y has shape {shape} on {case.description}, expected {np.shape(want)}: one "
+                "entry per row of A, len(indptr) - 1 of them (an empty row gives 0).")
+    return None
+
+
+@checker("4.4", "a sparse matrix-vector product from CSR", lesson="04_speedup")
+def check_csr_matvec(csr_matvec):
+    """``csr_matvec(data, indices, indptr, x)`` must return ``A @ x``: ``y[i]`` is the sum of
+    ``data[k] * x[indices[k]]`` over ``indptr[i] <= k < indptr[i + 1]``."""
+    # The first case (square, so the transposed product has the right length; an empty row in
+    # the middle for reduceat and the skipped rows) separates every mistake from the reference
+    # and from each other, except one entry per column (len(x)), which is right on a square
+    # matrix: the 4x7 case is the first it gets wrong, and there no other mistake agrees.
+    cases = [case for case, _ in _CSR_CASES]
+    mistakes = [
+        Mistake(_mv_first_only, "you used only one non-zero per row (indptr[i]:indptr[i] + 1?): "
+                "row i's non-zeros are all of data[indptr[i]:indptr[i + 1]]."),
+        Mistake(_mv_drop_last, "the last non-zero of each row is missing: the slice "
+                "indptr[i]:indptr[i + 1] already stops before indptr[i + 1]; do not subtract 1."),
+        Mistake(_mv_one_extra, "each row also took the next row's first non-zero: slice "
+                "indptr[i]:indptr[i + 1], not indptr[i + 1] + 1 (the end is excluded already)."),
+        Mistake(_mv_shifted, "your rows are shifted by one (off-by-one in the row slice): "
+                "y[i] comes from data[indptr[i]:indptr[i + 1]], not indptr[i - 1]:indptr[i]."),
+        Mistake(_mv_transposed, "you computed A.T @ x (rows and columns swapped): indptr marks "
+                "where each *row* starts; y[i] = sum of data[k] * x[indices[k]] over row i."),
+        Mistake(_mv_skip_empty, "you left out the empty rows: a row without non-zeros "
+                "(indptr[i] == indptr[i + 1]) still gets an entry, y[i] = 0; y has "
+                "len(indptr) - 1 entries."),
+        Mistake(_mv_len_indptr, "y has one entry too many: indptr has n_rows + 1 entries, so "
+                "y has len(indptr) - 1."),
+        Mistake(_mv_len_x, "y has one entry per column (len(x)); it needs one per row of A: "
+                "len(indptr) - 1."),
+        Mistake(_mv_x_by_row, "you multiplied by x[i], x at the row; each non-zero meets x at "
+                "its column: x[indices[k]]."),
+        Mistake(_mv_reduceat, "np.add.reduceat does not give 0 for an empty row (it returns "
+                "the next product there): loop over the rows, an empty one gives y[i] = 0."),
+    ]
+    return compare_cases(csr_matvec, _ref_csr_matvec, cases, mistakes, equal=_csr_equal,
+                         explain=_csr_explain)
