@@ -619,7 +619,7 @@ def test_checker_1_5_names_each_mistake():
         p = np.clip((step - b) / max(e - b, 1e-12), 0, 1)
         return float(s_f + (s_i - s_f) * (1 - p) ** 3)
 
-    def rounded_then_clipped(step, s_i, s_f, b, e, f):  # rounds first, so end_step may be missed
+    def rounded_then_clipped(step, s_i, s_f, b, e, f):  # wrong only where begin_step == end_step
         t = b + max(step - b, 0) // f * f
         return float(s_f + (s_i - s_f) * (1 - min((t - b) / max(e - b, 1), 1.0)) ** 3)
 
@@ -633,7 +633,7 @@ def test_checker_1_5_names_each_mistake():
         (_agp_by(t=lambda step, b, f: step // f * f), "counted from 0"),
         (_agp_by(after=False), "no clamping after end_step"),
         (_agp_by(before=False), "no clamping before begin_step"),
-        (rounded_then_clipped, "before checking end_step"),
+        (rounded_then_clipped, "begin_step = end_step"),
     ])
     r = ex.check_agp_sparsity(lambda *a: [0.5], quiet=True)
     assert r.status == "fail", r.message

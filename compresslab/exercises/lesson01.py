@@ -825,7 +825,7 @@ def _agp_cases():
         (5, 0.2, 0.9, 20, 120, 10, "before begin_step: initial_sparsity"),
         (20, 0.3, 0.9, 20, 120, 10, "step = begin_step: initial_sparsity"),
         (60, 0.5, 0.9, 0, 80, 20, "a nonzero initial_sparsity"),
-        (95, 0.0, 0.75, 0, 95, 10, "step = end_step, which is not an update step: final_sparsity"),
+        (100, 0.0, 0.75, 0, 100, 10, "step = end_step: final_sparsity"),
         (40, 0.0, 0.9, 40, 40, 5, "begin_step = end_step: final_sparsity at once"),
         (123, 0.0, 0.6, 0, 200, 1, "frequency = 1: every step is an update"),
     ]
@@ -856,8 +856,8 @@ _AGP_MISTAKES = [
             "(t - t0) / (n dt) is negative and the sparsity falls below initial_sparsity. For step "
             "< begin_step return initial_sparsity."),
     Mistake(_agp_variant(end_first=False), "you rounded the step down before checking end_step: "
-            "when end_step is not an update step the ramp never reached final_sparsity. Check "
-            "step >= end_step first and return final_sparsity."),
+            "past end_step the rounded step still overshoots the ramp. Check step >= end_step first "
+            "and return final_sparsity."),
 ]
 
 

@@ -406,6 +406,10 @@ def _grad_cases(seed=3):
         s, t = 2.5 * g.normal(size=(n, c)), 2.5 * g.normal(size=(n, c))
         y = g.integers(0, c, n)
         y[g.permutation(n)[:unlabelled]] = -1
+        for r in np.flatnonzero(y < 0):     # the teacher's guess is not the last class: reading
+            top = int(t[r].argmax())        # -1 as class c-1 must not look like pseudo-labelling
+            if top == c - 1:
+                t[r, [0, c - 1]] = t[r, [c - 1, 0]]
         what = {0.0: " (labels only)", 1.0: " (teacher only)"}.get(alpha, "")
         extra = f", labels {y.tolist()} (-1 = no label)" if unlabelled else ""
         cases.append(Case(f"a batch of {n} samples, {c} classes, T = {T:g}, alpha = {alpha:g}"
