@@ -244,8 +244,9 @@ def test_huffman_each_mistake_named(mistake, words):
     _fails_with(ex.check_huffman_bits, mistake, words)
 
 
-def _no_lone_symbol_rule(counts):
-    heap = [int(c) for c in counts if c > 0]
+def _merge_sum(heap):
+    """Sum of the merged counts of Huffman's algorithm (each merge adds one bit to its members)."""
+    heap = list(heap)
     heapq.heapify(heap)
     total = 0
     while len(heap) > 1:
@@ -253,19 +254,15 @@ def _no_lone_symbol_rule(counts):
         total += a + b
         heapq.heappush(heap, a + b)
     return total
+
+
+def _no_lone_symbol_rule(counts):
+    return _merge_sum(int(c) for c in counts if c > 0)
 
 
 def _zeros_in_heap(counts):
     heap = [int(c) for c in counts]
-    if sum(c > 0 for c in heap) == 1:
-        return sum(heap)
-    heapq.heapify(heap)
-    total = 0
-    while len(heap) > 1:
-        a, b = heapq.heappop(heap), heapq.heappop(heap)
-        total += a + b
-        heapq.heappush(heap, a + b)
-    return total
+    return sum(heap) if sum(c > 0 for c in heap) == 1 else _merge_sum(heap)
 
 
 def _entropy(counts):

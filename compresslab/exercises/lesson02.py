@@ -235,6 +235,34 @@ def check_quantize_affine(quantize_affine):
     return message
 
 
+def _pair_equal(what, not_whole_marker, not_whole):
+    """The comparison for answers that are a pair, e.g. ``(scale, zero_point)``: both entries equal,
+    or just one of them (a ``_Part`` mistake), or the "not whole numbers" fallback mistake."""
+    def equal(got, want):
+        if isinstance(got, _Marker):
+            return False
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise Feedback(f"return a tuple {what}, got {type(got).__name__}.")
+        if want is not_whole_marker:
+            return not_whole(got)
+        if isinstance(want, _Part):
+            return _same(got[want.index], want.value)
+        return _same(got[0], want[0]) and _same(got[1], want[1])
+    return equal
+
+
+def _pair_describe(show):
+    """How a pair answer is shown in a hint (``repr`` when ``show`` cannot format it)."""
+    def describe(v):
+        if isinstance(v, (tuple, list)) and len(v) == 2:
+            try:
+                return show(v)
+            except (TypeError, ValueError):
+                pass
+        return repr(v)
+    return describe
+
+
 # ------------------------------------------------------------------------------ 2.2
 def _ref_affine_qparams(x_min, x_max, bits):
     qmin, qmax = 0, 2 ** bits - 1
@@ -336,25 +364,8 @@ def check_affine_qparams(affine_qparams):
         Case("an all-negative range x_min=-4, x_max=-1, 8 bits (clamp at qmax)", (-4.0, -1.0, 8)),
     ]
 
-    def equal(got, want):
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            if isinstance(got, _Marker):
-                return False
-            raise Feedback(f"return a tuple (scale, zero_point), got {type(got).__name__}.")
-        if want is _NOT_WHOLE_ZP:
-            return _not_integral(got[1])
-        if isinstance(want, _Part):
-            return _same(got[want.index], want.value)
-        return _same(got[0], want[0]) and _same(got[1], want[1])
-
-    def describe(v):
-        if isinstance(v, (tuple, list)) and len(v) == 2:
-            try:
-                return f"(scale={float(v[0]):.6g}, zero_point={v[1]!r})"
-            except (TypeError, ValueError):
-                pass
-        return repr(v)
-
+    equal = _pair_equal("(scale, zero_point)", _NOT_WHOLE_ZP, lambda got: _not_integral(got[1]))
+    describe = _pair_describe(lambda v: f"(scale={float(v[0]):.6g}, zero_point={v[1]!r})")
     message = compare_cases(affine_qparams, _ref_affine_qparams, cases, _QPARAMS_MISTAKES, equal=equal,
                             describe=describe)
     _integer_type_hint(affine_qparams, cases, lambda v: v[1], "the zero point")
@@ -482,25 +493,9 @@ def check_symmetric_quantize(symmetric_quantize):
         Case("50 random weights at 2 bits (levels -1, 0, +1)", (g.normal(0, 0.1, 50).astype(np.float32), 2)),
     ]
 
-    def equal(got, want):
-        if isinstance(got, _Marker):
-            return False
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise Feedback(f"return a tuple (q, scale), got {type(got).__name__}.")
-        if want is _SYM_NOT_WHOLE:
-            return _not_integral(got[0]) and np.ndim(got[0]) == 1
-        if isinstance(want, _Part):
-            return _same(got[want.index], want.value)
-        return _same(got[0], want[0]) and _same(got[1], want[1])
-
-    def describe(v):
-        if isinstance(v, (tuple, list)) and len(v) == 2:
-            try:
-                return f"(q={np.asarray(v[0]).ravel().tolist()[:8]}, scale={float(v[1]):.6g})"
-            except (TypeError, ValueError):
-                pass
-        return repr(v)
-
+    equal = _pair_equal("(q, scale)", _SYM_NOT_WHOLE,
+                        lambda got: _not_integral(got[0]) and np.ndim(got[0]) == 1)
+    describe = _pair_describe(lambda v: f"(q={np.asarray(v[0]).ravel().tolist()[:8]}, scale={float(v[1]):.6g})")
     message = compare_cases(symmetric_quantize, _ref_symmetric, cases, _SYMMETRIC_MISTAKES, equal=equal,
                             describe=describe)
     _integer_type_hint(symmetric_quantize, cases, lambda v: v[0], "q")
