@@ -121,6 +121,74 @@ def strip_solutions(source: str, *, markdown: bool = False, where: str = "cell")
     return result
 
 
+# --------------------------------------------------------------------------------------------
+# How long a lesson takes a student
+# --------------------------------------------------------------------------------------------
+PROSE_WORDS_PER_MINUTE = 100   # technical prose with formulas, read to understand (not skimmed)
+CODE_LINES_PER_MINUTE = 10     # a given code cell: read it, run it, look at what it prints
+EXERCISE_MINUTES = {"formula": 6, "build": 20}   # a solution of >= 8 lines is a "build it"
+QUIZ_MINUTES = 5
+_TIME_LINE = re.compile(r"\*\*Estimated time:\*\* about (\d+) minutes")
+
+
+@dataclass
+class TimeEstimate:
+    """Minutes a student needs for a lesson, by part (see :func:`estimate_minutes`)."""
+
+    reading: float
+    code: float
+    exercises: float
+    quiz: float
+
+    @property
+    def total(self) -> int:
+        return int(round(self.reading + self.code + self.exercises + self.quiz, -1)) or 10
+
+
+def estimate_minutes(nb) -> TimeEstimate:
+    """Estimated student time of a lesson (an nbformat notebook), from what it asks of them:
+    prose words at ``PROSE_WORDS_PER_MINUTE``, given code lines at ``CODE_LINES_PER_MINUTE``
+    (solutions excluded), ``EXERCISE_MINUTES`` per exercise (a "build it" when its solution has
+    8 lines or more), and ``QUIZ_MINUTES`` for a quiz. The total is rounded to 10 minutes.
+    These are planning rates, not measurements of students: an instructor who times a class
+    should trust the class."""
+    words = code_lines = exercise_min = quiz_min = 0.0
+    for cell in nb.cells:
+        src = cell.source
+        if cell.cell_type == "markdown":
+            words += len(re.findall(r"[A-Za-z0-9]+", src))
+            continue
+        if cell.cell_type != "code":
+            continue
+        lines = [ln for ln in src.splitlines() if ln.strip()]
+        if BEGIN in src:
+            inside = solution = given = 0
+            for ln in lines:
+                if BEGIN in ln:
+                    inside = 1
+                elif END in ln:
+                    inside = 0
+                elif inside:
+                    solution += 1
+                else:
+                    given += 1
+            code_lines += given
+            if "def quiz_answers" in src:
+                quiz_min += QUIZ_MINUTES
+            else:
+                exercise_min += EXERCISE_MINUTES["build" if solution >= 8 else "formula"]
+        else:
+            code_lines += len(lines)
+    return TimeEstimate(words / PROSE_WORDS_PER_MINUTE, code_lines / CODE_LINES_PER_MINUTE,
+                        exercise_min, quiz_min)
+
+
+def stated_minutes(nb) -> int | None:
+    """The "**Estimated time:** about N minutes" a lesson states in its first cell, or None."""
+    m = _TIME_LINE.search(nb.cells[0].source) if nb.cells else None
+    return int(m.group(1)) if m else None
+
+
 def student_notebook(nb):
     """A student edition of a notebook object (nbformat): solutions stripped, outputs cleared."""
     nb = copy.deepcopy(nb)

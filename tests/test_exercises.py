@@ -1,5 +1,6 @@
 """The checker framework: passes, specific hints, never a crash."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,3 +331,44 @@ def test_same_shape_wrong_array_says_how_many_entries_differ():
     r = check_entries(lambda a: a * 2 + (a > 7), quiet=True)
     E.REGISTRY.pop("99.3")
     assert r.status == E.FAIL and "2 of 10 entries differ" in r.message
+
+
+def test_quiz_checker_names_each_wrong_answer_and_never_the_right_one():
+    from compresslab.exercises import Question, quiz
+
+    qs = [Question("2 + 2?", "b", {"a": "3", "b": "4", "c": "5"},
+                   why={"a": "one short", "c": "one too many"}),
+          Question("bytes of 10 int8 weights?", 10, why={"number": "one byte per int8 weight"}, tol=0.5)]
+    check = quiz("99.quiz", "99_test", qs)
+    try:
+        def untouched():
+            raise NotImplementedError()
+        assert check(untouched, quiet=True).status == E.NOT_ATTEMPTED
+        assert check(lambda: {1: "b", 2: 10}, quiet=True).status == E.PASS
+        assert check(lambda: {"1": "(B)", "2": "10.2"}, quiet=True).status == E.PASS   # forgiving format
+        r = check(lambda: {1: "c", 2: 80}, quiet=True)
+        assert r.status == E.FAIL and "0 of 2 right" in r.message
+        assert "one too many" in r.message and "one byte per int8 weight" in r.message
+        assert "(b)" not in r.message and " 10 " not in r.message + " "
+        assert "not answered" in check(lambda: {1: "b"}, quiet=True).message
+        assert "one of a, b, c" in check(lambda: {1: "d", 2: 10}, quiet=True).message
+        assert "no question 3" in check(lambda: {1: "b", 2: 10, 3: "a"}, quiet=True).message
+        assert "return a dict" in check(lambda: ["b", 10], quiet=True).message
+        assert "Q2.** bytes of 10 int8 weights?" in check.markdown()
+    finally:
+        from compresslab.exercises._core import REGISTRY
+        REGISTRY.pop("99.quiz")
+
+
+def test_every_lesson_has_a_quiz_of_three_to_five_questions_shown_in_the_lesson():
+    import nbformat
+
+    from compresslab.exercises import all_checkers
+    lessons = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("*.ipynb"))
+    quizzes = {v["lesson"]: v for k, v in all_checkers().items() if k.endswith(".quiz")}
+    for path in lessons:
+        assert path.stem in quizzes, f"{path.name} has no quiz"
+        info = quizzes[path.stem]
+        assert 3 <= len(info["questions"]) <= 5
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        assert info["checker"].markdown() in text, f"{path.name} does not show its quiz as the checker asks it"

@@ -365,9 +365,9 @@ def test_gpu_reference_path_is_the_shipped_datasets_file():
 
 
 def test_package_reexports_every_public_name_of_its_modules():
-    from compresslab.speed import cost, gpu, laws, timing, variants
+    from compresslab.speed import cost, energy, gpu, laws, timing, variants
     seen = set()
-    for mod in (timing, cost, laws, variants, gpu):
+    for mod in (timing, cost, laws, variants, gpu, energy):
         assert mod.__doc__ and mod.__all__
         for name in mod.__all__:
             assert getattr(speed, name) is getattr(mod, name), f"speed.{name} is not {mod.__name__}.{name}"
@@ -413,3 +413,31 @@ def test_hidden_unit_masks_use_prune_structured():
     masks = speed.hidden_unit_masks(m, 0.5)
     assert sorted(masks) == ["0.weight", "2.weight"]
     np.testing.assert_array_equal(masks["0.weight"], prune.structured(m.layers[0].weight, 0.5, dim=0))
+
+
+@pytest.mark.parametrize("lo, hi, verdict", [
+    (1.06, 1.2, "faster"), (0.8, 0.94, "slower"), (1.00, 1.05, "no practical difference"),
+    (0.96, 1.03, "no practical difference"), (1.02, 1.08, "no clear difference"),
+    (0.9, 1.1, "no clear difference"), (1.0501, 1.06, "faster"),
+])
+def test_verdict_uses_the_practical_band(lo, hi, verdict):
+    from compresslab.speed.timing import _verdict
+    assert _verdict(lo, hi, 0.05) == verdict
+
+
+def test_verdict_with_band_zero_is_the_plain_interval_rule():
+    from compresslab.speed.timing import _verdict
+    assert _verdict(1.001, 1.02, 0.0) == "faster" and _verdict(0.98, 0.999, 0.0) == "slower"
+    assert _verdict(0.99, 1.01, 0.0) == "no clear difference"
+
+
+def test_inference_energy_is_the_table_formula():
+    e = speed.inference_energy(macs=1000, weight_bytes=400, arithmetic="int8", activation_bytes=80)
+    t = speed.HOROWITZ_45NM_PJ
+    assert e.arithmetic_pj == pytest.approx(1000 * (t["int8 multiply"] + t["int32 add"]))
+    assert e.dram_pj == pytest.approx(100 * 640.0) and e.sram_pj == pytest.approx(20 * 5.0)
+    assert e.total_uj == pytest.approx((e.arithmetic_pj + e.dram_pj + e.sram_pj) / 1e6)
+    with pytest.raises(ValueError, match="arithmetic"):
+        speed.inference_energy(1, 1, arithmetic="int4")
+    with pytest.raises(ValueError):
+        speed.inference_energy(-1, 1)

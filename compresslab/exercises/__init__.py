@@ -19,16 +19,18 @@ from ._core import (
     CheckResult,
     Feedback,
     Mistake,
+    Question,
     checker,
     compare_cases,
+    quiz,
     reset,
     results,
     results_as_dicts,
     same,
 )
 
-__all__ = ["PASS", "FAIL", "NOT_ATTEMPTED", "ERROR", "Case", "CheckResult", "Feedback", "Mistake",
-           "checker", "compare_cases", "results", "results_as_dicts", "reset", "same", "all_checkers"]
+__all__ = ["PASS", "FAIL", "NOT_ATTEMPTED", "ERROR", "Case", "CheckResult", "Feedback", "Mistake", "Question",
+           "checker", "quiz", "compare_cases", "results", "results_as_dicts", "reset", "same", "all_checkers"]
 
 
 def all_checkers() -> dict[str, dict]:
@@ -36,7 +38,12 @@ def all_checkers() -> dict[str, dict]:
     for mod in pkgutil.iter_modules(__path__):
         if mod.name.startswith("lesson"):
             importlib.import_module(f"{__name__}.{mod.name}")
-    return dict(sorted(REGISTRY.items(), key=lambda kv: [int(p) for p in kv[0].split(".")]))
+    return dict(sorted(REGISTRY.items(), key=lambda kv: _order(kv[0])))
+
+
+def _order(exercise: str) -> list[int]:
+    """"1.2" -> [1, 2]; a lesson's quiz ("1.quiz") comes after its exercises."""
+    return [int(p) if p.isdigit() else 10**6 for p in exercise.split(".")]
 
 
 def __getattr__(name: str):

@@ -274,3 +274,80 @@ def _describe(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.6g}"
     return repr(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Self-check quizzes
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Question:
+    """One quiz question: multiple choice (``options``, ``answer`` a letter) or a number
+    (no ``options``, ``answer`` a number matched within ``tol``).
+
+    ``why[letter]`` explains why that wrong option is wrong (the hint a learner gets for it);
+    ``why["number"]`` is the hint for a wrong number. Hints never give the right answer away."""
+
+    prompt: str
+    answer: str | float
+    options: dict[str, str] | None = None
+    why: dict[str, str] | None = None
+    tol: float = 0.0
+
+    def markdown(self, number: int) -> str:
+        """The question as the lesson shows it."""
+        lines = [f"**Q{number}.** {self.prompt}"]
+        for letter, text in (self.options or {}).items():
+            lines.append(f"- ({letter}) {text}")
+        return "\n".join(lines)
+
+    def wrong(self, given: Any) -> str | None:
+        """None when ``given`` is right, else the hint for it."""
+        if given is None or (isinstance(given, str) and not given.strip()):
+            return "not answered yet."
+        if self.options:
+            letter = str(given).strip().strip("()").lower()
+            if letter not in self.options:
+                return f"answer with one of {', '.join(self.options)}, not {given!r}."
+            if letter == self.answer:
+                return None
+            return f"({letter}) is not it: {(self.why or {}).get(letter, 'think again.')}"
+        try:
+            value = float(given)
+        except (TypeError, ValueError):
+            return f"answer with a number, not {given!r}."
+        if abs(value - float(self.answer)) <= self.tol:
+            return None
+        return f"{value:g} is not it: {(self.why or {}).get('number', 'recompute it.')}"
+
+
+def quiz(exercise: str, lesson: str, questions: Sequence[Question], title: str = "self-check quiz"):
+    """Register a quiz as a checker. The learner writes ``def quiz_answers(): return {1: "b",
+    2: 42, ...}``; the checker calls it (``NotImplementedError``: not attempted) and passes when
+    every answer is right, else names each wrong or missing answer with its hint."""
+    questions = list(questions)
+    for q in questions:
+        assert (q.options is None) == (not isinstance(q.answer, str)), q.prompt
+        assert q.options is None or q.answer in q.options, q.prompt
+
+    def check(answers_fn):
+        given = call(answers_fn, Case("your answers", ()))
+        if not isinstance(given, dict):
+            raise Feedback(f"return a dict {{question number: answer}}, got {type(given).__name__}.")
+        given = {int(k) if isinstance(k, str) and k.strip().isdigit() else k: v for k, v in given.items()}
+        extra = sorted(set(given) - set(range(1, len(questions) + 1)), key=str)
+        if extra:
+            raise Feedback(f"there is no question {extra[0]!r}: the questions are numbered 1 to "
+                           f"{len(questions)}.")
+        problems = [f"Q{i}: {hint}" for i, q in enumerate(questions, 1)
+                    if (hint := q.wrong(given.get(i))) is not None]
+        if problems:
+            right = len(questions) - len(problems)
+            raise Feedback(f"{right} of {len(questions)} right. " + " ".join(problems))
+        return f"all {len(questions)} answers are right."
+
+    check.__doc__ = f"The {len(questions)}-question self-check quiz of lesson {lesson}."
+    wrapped = checker(exercise, title, lesson)(check)
+    REGISTRY[exercise]["questions"] = questions
+    wrapped.questions = questions
+    wrapped.markdown = lambda: "\n\n".join(q.markdown(i) for i, q in enumerate(questions, 1))
+    return wrapped

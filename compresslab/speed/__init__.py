@@ -6,7 +6,8 @@ A package, one topic a module; every public name is re-exported here, so ``speed
 * :mod:`~compresslab.speed.timing` -- ``timeit``, the one timer every lesson and benchmark uses,
   and ``compare``, which measures several functions interleaved (A B A B ...) and gives each
   speedup (a ratio of two medians from the same run) a bootstrap confidence interval, refusing
-  to call a difference a speedup when that interval contains 1; thread control; measuring this
+  to call a difference a speedup when that interval reaches into the A/A band ``1 +- 5 %``
+  ("no practical difference" inside it); thread control; measuring this
   machine (``measure_roofline``, ``thread_scaling``);
 * :mod:`~compresslab.speed.cost` -- MACs, FLOPs (= 2 x MACs), parameter and activation bytes per
   layer, and the arithmetic intensity ``I = FLOPs / bytes moved``;
@@ -14,6 +15,8 @@ A package, one topic a module; every public name is re-exported here, so ``speed
   (Williams, Waterman & Patterson, CACM 2009); Amdahl's law ``S(n) = 1 / ((1 - p) + p / n)``
   (Amdahl, AFIPS 1967), Gustafson's scaled speedup ``S(n) = (1 - p) + p n`` (Gustafson, CACM
   1988) and the fit of ``p``; the break-even sparsity of a sparse kernel;
+* :mod:`~compresslab.speed.energy` -- energy per inference from Horowitz's 45 nm table (ISSCC
+  2014): a DRAM read costs ~170 float multiplies;
 * :mod:`~compresslab.speed.variants` -- the dense / masked / shrunk / int8 model variants of the
   standard comparison, and what each costs;
 * :mod:`~compresslab.speed.gpu` -- the same model on the CPU and a GPU, and the GPU reference
@@ -27,9 +30,11 @@ from __future__ import annotations
 # Also re-exported: private names that the lesson 04 widgets and the tests use through ``speed``.
 from .cost import LayerCost, ModelCost, arithmetic_intensity, layer_costs, model_cost
 from .cost import _is_torch_module as _is_torch_module
+from .energy import HOROWITZ_45NM_PJ, Energy, inference_energy
 from .gpu import GPU_REFERENCE_PATH, cpu_gpu_sweep, load_gpu_reference, mlp_torch
 from .laws import Roofline, amdahl, break_even, fit_parallel_fraction, gustafson
 from .timing import (
+    AA_BAND,
     Comparison,
     ThreadScaling,
     Timing,
@@ -51,7 +56,8 @@ from .variants import build_variants, hidden_unit_masks, torch_int8, variant_cos
 
 __all__ = [
     "Timing", "timeit", "thread_info", "threads", "set_threads", "cuda_sync",
-    "Comparison", "compare",
+    "Comparison", "compare", "AA_BAND",
+    "HOROWITZ_45NM_PJ", "Energy", "inference_energy",
     "LayerCost", "ModelCost", "layer_costs", "model_cost", "arithmetic_intensity",
     "measure_peak_flops", "measure_bandwidth", "Roofline", "measure_roofline",
     "amdahl", "gustafson", "fit_parallel_fraction", "ThreadScaling", "thread_scaling",

@@ -28,7 +28,7 @@ from .laws import Roofline, amdahl, fit_parallel_fraction
 
 __all__ = [
     "Timing", "timeit", "thread_info", "threads", "set_threads", "cuda_sync",
-    "Comparison", "compare",
+    "Comparison", "compare", "AA_BAND",
     "measure_peak_flops", "measure_bandwidth", "measure_roofline",
     "ThreadScaling", "thread_scaling",
 ]
@@ -434,13 +434,17 @@ def _sample(fn, number, sync) -> float:
 # --------------------------------------------------------------------------------------------
 # Interleaved comparison with bootstrap confidence intervals
 # --------------------------------------------------------------------------------------------
+AA_BAND = 0.05   # ratios within 1 +- 5 %: no practical difference (A/A noise is up to ~3 %)
+
+
 @dataclass
 class Comparison:
     """Medians, speedups over the baseline, and their bootstrap confidence intervals.
 
     ``speedup[name] = median(baseline) / median(name)`` (> 1 means faster than the baseline).
-    ``verdict[name]`` is "faster" or "slower" only when the whole interval lies on one side of 1,
-    else "no clear difference".
+    ``verdict[name]`` is "faster" or "slower" only when the whole interval lies beyond the
+    practical band ``1 +- band``, "no practical difference" when it lies inside the band, else
+    "no clear difference".
 
     Parameters
     ----------
@@ -453,11 +457,14 @@ class Comparison:
     ci : dict of str to (float, float)
         Bootstrap confidence interval of each speedup; ``(1.0, 1.0)`` for the baseline.
     verdict : dict of str to str
-        "faster" (interval above 1), "slower" (below 1), "no clear difference", or "baseline".
+        "faster" (interval above ``1 + band``), "slower" (below ``1 / (1 + band)``), "no
+        practical difference" (inside), "no clear difference" (across an edge), or "baseline".
     confidence : float
         Level of the intervals, e.g. 0.95.
     threads : dict
         :func:`thread_info` during the measurement.
+    band : float
+        The practical band of the verdicts (see :func:`compare`).
 
     See Also
     --------
@@ -473,7 +480,7 @@ class Comparison:
     ...             repeat=5, warmup=1)
     >>> c.baseline, c.speedup["sum"], c.verdict["sum"], c.is_speedup("sum")
     ('sum', 1.0, 'baseline', False)
-    >>> c.verdict["sum again"] in ("faster", "slower", "no clear difference")
+    >>> c.verdict["sum again"] in ("faster", "slower", "no practical difference", "no clear difference")
     True
     >>> sorted(c.rows()[0])
     ['ci_high', 'ci_low', 'iqr_s', 'median_s', 'name', 'speedup', 'verdict']
@@ -486,9 +493,10 @@ class Comparison:
     verdict: dict[str, str]
     confidence: float
     threads: dict = field(default_factory=dict)
+    band: float = 0.0
 
     def is_speedup(self, name: str) -> bool:
-        """True only if the whole confidence interval of ``name``'s ratio lies above 1."""
+        """True only if the whole confidence interval of ``name``'s ratio lies above ``1 + band``."""
         return self.verdict[name] == "faster"
 
     def rows(self) -> list[dict]:
@@ -560,9 +568,19 @@ def _check_compare(fns, baseline, warmup, repeat, number, confidence, n_boot, sy
     return names, baseline, _resolve_sync(sync)
 
 
-def _speedups(samples, timings, baseline, confidence, n_boot, seed):
-    """speedup = median(baseline) / median(k), its bootstrap interval, and the verdict: "faster"
-    only when the whole interval lies above 1, "slower" only when it lies below 1."""
+def _verdict(lo: float, hi: float, band: float) -> str:
+    """Where the interval [lo, hi] of a speedup lies against 1 and the band ``1 +- band``."""
+    if lo > 1 + band:
+        return "faster"
+    if hi < 1 / (1 + band):
+        return "slower"
+    if lo >= 1 / (1 + band) and hi <= 1 + band:
+        return "no practical difference"
+    return "no clear difference"
+
+
+def _speedups(samples, timings, baseline, confidence, n_boot, seed, band):
+    """speedup = median(baseline) / median(k), its bootstrap interval, and the verdict."""
     g = np.random.default_rng(seed)
     speedup, ci, verdict = {}, {}, {}
     for k in timings:
@@ -571,21 +589,28 @@ def _speedups(samples, timings, baseline, confidence, n_boot, seed):
             ci[k], verdict[k] = (1.0, 1.0), "baseline"
             continue
         ci[k] = lo, hi = _bootstrap_ratio(samples[baseline], samples[k], n_boot, confidence, g)
-        verdict[k] = "faster" if lo > 1 else "slower" if hi < 1 else "no clear difference"
+        verdict[k] = _verdict(lo, hi, band)
     return speedup, ci, verdict
 
 
 def compare(fns: Mapping[str, Callable[[], Any]], baseline: str | None = None, *, warmup: int = 2,
             repeat: int = 15, number: int | str = 1, sync: Callable[[], None] | str | None = None,
             threads: int | None = None, confidence: float = 0.95, n_boot: int = 2000,
-            seed: int = 0, min_sample: float = 2e-3) -> Comparison:
+            seed: int = 0, min_sample: float = 2e-3, band: float = AA_BAND) -> Comparison:
     """Time several functions interleaved and report speedups over ``baseline`` with CIs.
 
     Each of ``repeat`` rounds takes one sample of every function, the order rotating from round
     to round (A B C, B C A, C A B, ...), so slow drift and position effects hit all alike.
     The speedup of ``name`` is ``median(baseline) / median(name)``; its confidence interval is a
-    seeded percentile bootstrap over the rounds. A difference is called a speedup ("faster") only
-    when the whole interval lies above 1, a slowdown only when it lies below 1.
+    seeded percentile bootstrap over the rounds. The verdict compares the interval with the
+    practical band ``[1 / (1 + band), 1 + band]``: "faster" when the whole interval lies above
+    the band, "slower" when below it, "no practical difference" when inside it, and "no clear
+    difference" when it straddles an edge (measure longer to decide).
+
+    The band is tied to A/A noise: the same work timed twice, on two copies of the same weights
+    (lesson 04's ``dense (copy)`` row, lesson 05's decoded model), differs by up to about 3 % on
+    a quiet machine, because where the arrays sit in memory matters. A tighter interval than that
+    is a real but not a practical difference; the default ``AA_BAND = 0.05`` leaves a margin.
 
     Bootstrap: draw ``repeat`` rounds with replacement, ``n_boot`` times; each draw gives the
     ratio ``median(baseline samples) / median(name samples)`` over the drawn rounds. The interval
@@ -608,6 +633,9 @@ def compare(fns: Mapping[str, Callable[[], Any]], baseline: str | None = None, *
         Bootstrap resamples.
     seed : int
         For the bootstrap, so the same samples always give the same interval.
+    band : float >= 0
+        Ratios within ``1 +- band`` are "no practical difference" (0 restores the plain rule:
+        any interval off 1 is "faster" or "slower").
 
     Returns
     -------
@@ -635,6 +663,7 @@ def compare(fns: Mapping[str, Callable[[], Any]], baseline: str | None = None, *
     ('matmul', 'baseline', (1.0, 1.0))
     """
     names, baseline, sync = _check_compare(fns, baseline, warmup, repeat, number, confidence, n_boot, sync)
+    V.check_float(band, "band", 0, 1)
     samples = {k: np.empty(repeat) for k in names}
     with _threads_ctx(threads):
         numbers = {}
@@ -648,8 +677,8 @@ def compare(fns: Mapping[str, Callable[[], Any]], baseline: str | None = None, *
                 samples[k][r] = _sample(fns[k], numbers[k], sync)
         info = thread_info()
     timings = {k: Timing(samples[k], info, numbers[k]) for k in names}
-    speedup, ci, verdict = _speedups(samples, timings, baseline, confidence, n_boot, seed)
-    return Comparison(timings, baseline, speedup, ci, verdict, confidence, info)
+    speedup, ci, verdict = _speedups(samples, timings, baseline, confidence, n_boot, seed, band)
+    return Comparison(timings, baseline, speedup, ci, verdict, confidence, info, band)
 
 
 # --------------------------------------------------------------------------------------------
