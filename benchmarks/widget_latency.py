@@ -67,7 +67,7 @@ def tour_widget(ctx):
 
 def prune_widget(ctx):
     from compresslab.widgets import prune as W
-    ex = W.build(ctx["model"], ctx["digits"].X_test, ctx["digits"].y_test)
+    ex = W.build(ctx["model"], ctx["digits"].X_val, ctx["digits"].y_val)
     ex.widget()
     changes = []
     for layer in ex.layers:
@@ -81,7 +81,7 @@ def prune_widget(ctx):
 def quant_widget(ctx):
     from compresslab.widgets.quant import OBSERVER_LABELS, quant_explorer
     d = ctx["digits"]
-    ex = quant_explorer(ctx["model"], d.X_test, d.y_test, bits=2, scheme="affine", observer="minmax")
+    ex = quant_explorer(ctx["model"], d.X_val, d.y_val, bits=2, scheme="affine", observer="minmax")
     controls = (ex.bits, ex.scheme, ex.granularity, ex.observer)
     options = [list(range(2, 9)), ["affine", "symmetric"], ["per tensor", "per channel"], list(OBSERVER_LABELS)]
     first = timed(one_control_at_a_time(controls, options))         # each setting computed on its first visit
@@ -182,7 +182,7 @@ def capstone_widget(ctx):
 WIDGETS = [
     ("lesson 00 digit explorer", tour_widget),
     ("lesson 01 pruning explorer", prune_widget),
-    ("lesson 02 quantization explorer", quant_widget),
+    ("lesson 02b quantization explorer", quant_widget),
     ("lesson 03 temperature explorer", distill_widget),
     ("lesson 04 Amdahl explorer", amdahl_widget),
     ("lesson 04 benchmark dashboard", dashboard_widget),

@@ -12,7 +12,15 @@ faster; structured pruning, low-rank factors and a small distilled student make 
 * **latency** -- median time of one forward pass at ``latency_batch`` rows, every variant
   measured in interleaved rounds by :func:`compresslab.speed.compare` (warm-up, repeats, median,
   inter-quartile range), with the speedup's bootstrap confidence interval and a verdict
-  ("faster" / "slower" only when the whole interval lies on one side of 1).
+  ("faster" / "slower" only when the whole interval lies beyond the A/A band ``1 +- 5 %``,
+  "no practical difference" when it lies inside it, else "no clear difference");
+* **energy** -- an estimate of one inference (batch 1) by
+  :func:`compresslab.speed.inference_energy` (Horowitz, ISSCC 2014, 45 nm): the multiply-adds
+  the variant actually does, at its arithmetic precision, plus every weight byte it reads from
+  DRAM. By default the MACs of all its weights (a dense kernel multiplies the zeros too), the
+  bytes the runtime holds (``memory``) and float32; give ``macs``, ``weight_bytes`` and
+  ``arithmetic`` for other hardware (e.g. the compressed bytes for a chip that decodes the
+  format itself, as EIE does: Han et al., ISCA 2016).
 
 A variant is on the Pareto front when no other variant is at least as accurate *and* at
 least as small, with one of the two strictly better.
@@ -54,6 +62,10 @@ class Variant:
     memory : parameter bytes held while running; default the float32 arrays of ``model``.
     group : colour group in the plot ("dense", "pruned", "quant", "distill", "other").
     note : free text shown in the table.
+    macs : multiply-adds of one inference (batch 1) that the hardware actually does; default
+        every weight of ``model`` (``speed.model_cost(model).macs``: a dense kernel).
+    weight_bytes : bytes of weights read from DRAM per inference; default ``memory``.
+    arithmetic : precision of the multiply-adds, "float32" (default), "float16" or "int8".
     """
 
     name: str
@@ -63,6 +75,9 @@ class Variant:
     memory: int | None = None
     group: str = "other"
     note: str = ""
+    macs: int | None = None
+    weight_bytes: int | None = None
+    arithmetic: str = "float32"
 
 
 @dataclass
@@ -84,10 +99,15 @@ class Report:
                 return r
         raise KeyError(f"no variant named {name!r}; have {[r['name'] for r in self.rows]}")
 
-    def table(self, latency: bool = True) -> str:
-        """A plain-text table; bytes and ratios are exact, latency in microseconds."""
+    def table(self, latency: bool = True, energy: bool = True) -> str:
+        """A plain-text table; bytes and ratios are exact, latency in microseconds, energy
+        (estimated, batch 1) in microjoules."""
         head = ["variant", "acc %", "d acc", "bytes", "x smaller", "memory", "params"]
-        if latency and any(r["latency_s"] is not None for r in self.rows):
+        show_energy = energy and any(r.get("energy_uj") is not None for r in self.rows)
+        if show_energy:
+            head += ["energy uJ"]
+        show_latency = latency and any(r["latency_s"] is not None for r in self.rows)
+        if show_latency:
             head += [f"latency us (b={self.latency_batch})", "x faster", "95% CI", "verdict"]
         head += ["Pareto", "note"]
         lines = []
@@ -95,7 +115,9 @@ class Report:
             cells = [r["name"], f"{100 * r['accuracy']:.1f}", f"{100 * r['acc_delta']:+.1f}",
                      f"{r['bytes']:,}", f"{r['ratio']:.1f}", f"{r['memory']:,}" if r["memory"] else "-",
                      f"{r['params']:,}" if r["params"] is not None else "-"]
-            if len(head) == 13:
+            if show_energy:
+                cells.append(f"{r['energy_uj']:.2f}" if r.get("energy_uj") is not None else "-")
+            if show_latency:
                 if r["latency_s"] is None:
                     cells += ["-", "-", "-", "-"]
                 else:
@@ -164,9 +186,26 @@ def _as_variants(variants) -> list[Variant]:
     return variants
 
 
+_NO_ENERGY = {"macs": None, "weight_bytes": None, "arithmetic": None, "energy": None,
+              "energy_uj": None}
+
+
+def _energy(v: Variant, memory: int | None) -> dict:
+    """The energy columns of one variant: MACs done, weight bytes read, precision, estimate."""
+    macs = v.macs if v.macs is not None else (
+        speed.model_cost(v.model, batch=1).macs if v.model is not None else None)
+    weight_bytes = v.weight_bytes if v.weight_bytes is not None else memory
+    if macs is None or weight_bytes is None:
+        return dict(_NO_ENERGY)
+    e = speed.inference_energy(macs, weight_bytes, arithmetic=v.arithmetic)
+    return {"macs": int(macs), "weight_bytes": int(weight_bytes), "arithmetic": v.arithmetic,
+            "energy": e, "energy_uj": e.total_uj}
+
+
 def compare(variants, X_test, y_test, *, baseline: str | None = None, latency: bool = True,
-            latency_batch: int = 1, repeat: int = 15, number: int = 20, warmup: int = 3) -> Report:
-    """Measure accuracy, bytes, memory and latency of every variant in one run.
+            latency_batch: int = 1, repeat: int = 15, number: int = 20, warmup: int = 3,
+            energy: bool = True) -> Report:
+    """Measure accuracy, bytes, memory, latency and estimated energy of every variant in one run.
 
     Parameters
     ----------
@@ -176,6 +215,9 @@ def compare(variants, X_test, y_test, *, baseline: str | None = None, latency: b
     baseline : the name ratios and deltas are relative to (default: the first variant).
     latency : time a forward pass of ``latency_batch`` rows (``repeat`` samples of ``number``
         calls, after ``warmup`` calls); False skips timing.
+    energy : estimate the energy of one inference of each variant (``energy_uj``, see
+        :class:`Variant`'s ``macs``, ``weight_bytes``, ``arithmetic``); False skips it. A variant
+        without a model and without ``macs`` / ``weight_bytes`` gets none.
 
     Returns
     -------
@@ -201,7 +243,8 @@ def compare(variants, X_test, y_test, *, baseline: str | None = None, latency: b
         params = nn.num_params(v.model, nonzero=True) if v.model is not None else None
         rows.append({"name": v.name, "accuracy": acc, "bytes": nbytes, "memory": memory,
                      "params": params, "latency_s": None, "latency_iqr": None, "speedup": None,
-                     "speedup_ci": None, "verdict": None, "group": v.group, "note": v.note})
+                     "speedup_ci": None, "verdict": None, "group": v.group, "note": v.note,
+                     **(_energy(v, memory) if energy else _NO_ENERGY)})
     info = speed.thread_info()
     if latency:
         # interleaved rounds (A B C, B C A, ...) so drift hits every variant alike; the speedup of

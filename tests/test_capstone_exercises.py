@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import compresslab as cl
 from compresslab import encode
 from compresslab.exercises import lesson05 as ex
 
@@ -282,3 +283,236 @@ def _entropy(counts):
 ])
 def test_huffman_plausible_wrong_answers(answer, words):
     _fails_with(ex.check_huffman_bits, answer, words)
+
+
+# --------------------------------------------------------------------------------------------
+# 5.3 your own Deep Compression: graded from the saved file
+# --------------------------------------------------------------------------------------------
+def my_deep_compression(dense, digits, path):
+    ### BEGIN SOLUTION
+    X, y = digits.X_train, digits.y_train
+    acc_val = cl.nn.evaluate(dense, digits.X_val, digits.y_val)
+    for sparsity in (0.97, 0.965, 0.96, 0.955, 0.95):      # most compressed first
+        model = dense.copy()
+        # global magnitude pruning lets each layer keep what it needs; a slow AGP with a small lr
+        cl.prune.agp(model, X, y, sparsity, method="global", epochs=60, lr=1e-3, seed=0, progress=False)
+        model = cl.prune.shrink(model)     # hidden units left without weights go, biases too
+        linear = [layer for layer in model.layers if isinstance(layer, cl.nn.Linear)]
+        books = []
+        for layer, bits in zip(linear, (4, 3, 4)):
+            codebook, index = cl.quant.kmeans(layer.weight, bits, mask=layer.masks["weight"], seed=0)
+            layer.weight = cl.quant.kmeans_reconstruct(codebook, index)
+            books.append((codebook, index))
+        cl.quant.finetune_codebooks(model, books, X, y, epochs=5, lr=1e-4, seed=0, progress=False)
+        for layer in linear:
+            layer.bias = layer.bias.astype(np.float16).astype(np.float32)   # as they are stored
+        if acc_val - cl.nn.evaluate(model, digits.X_val, digits.y_val) <= 0.01:
+            break                          # the smallest setting that keeps the validation accuracy
+    packs = [cl.encode.pack_model(model, gap_bits=g, codebook=True, huffman=True, bias_dtype="float16")
+             for g in range(3, 9)]
+    cl.encode.save(min(packs, key=cl.encode.file_size), path)
+    ### END SOLUTION
+
+
+@pytest.fixture(scope="module")
+def capstone():
+    """The lesson's digits and dense 64-300-100-10 baseline (trained as in section 3)."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        digits = cl.data.load_digits(seed=0)
+        dense = cl.nn.mlp((64, 300, 100, 10), seed=0)
+        cl.nn.fit(dense, digits.X_train, digits.y_train, seed=0, progress=False)
+    return dense, digits
+
+
+def _check_capstone(fn, capstone, tmp_path):
+    dense, digits = capstone
+    return ex.check_capstone(fn, dense, digits, tmp_path / "mine.npz", quiet=True)
+
+
+def _capstone_fails(fn, capstone, tmp_path, *words):
+    r = _check_capstone(fn, capstone, tmp_path)
+    assert r.status == "fail", r
+    for w in words:
+        assert w in r.message, r.message
+    return r
+
+
+def test_capstone_notebook_solution_matches_copy():
+    source = _solution_cell("ex5_3-solution")
+    assert source.strip() == inspect.getsource(my_deep_compression).strip(), "the copy above is out of date"
+
+
+def test_capstone_lesson_solution_passes(capstone, tmp_path):
+    from threadpoolctl import threadpool_limits
+    dense, digits = capstone
+    before = [layer.weight.copy() for layer in dense.layers if isinstance(layer, cl.nn.Linear)]
+    t = time.perf_counter()
+    with threadpool_limits(1):
+        r = _check_capstone(my_deep_compression, capstone, tmp_path)
+    assert r.passed, r
+    assert time.perf_counter() - t < 20
+    path = tmp_path / "mine.npz"
+    assert 4 * cl.nn.num_params(dense) / path.stat().st_size >= ex.CAPSTONE_RATIO
+    # the function got a copy: the lesson's dense model is unchanged
+    assert all(np.array_equal(a, layer.weight) for a, layer in
+               zip(before, [la for la in dense.layers if isinstance(la, cl.nn.Linear)]))
+
+
+def _save_dense(dense, digits, path):
+    cl.encode.save(dense, path)                                  # no compression at all
+
+
+def _lesson_pipeline(dense, digits, path, bias_dtype="float16"):
+    """Sections 4-6 of the lesson: 96 % AGP, 4/3/4-bit k-means, 7-bit gaps: about 48x."""
+    X, y = digits.X_train, digits.y_train
+    m = dense.copy()
+    cl.prune.agp(m, X, y, 0.96, layers=["0.weight", "2.weight"], epochs=20, lr=3e-3, seed=0, progress=False)
+    cl.prune.apply_masks(m, cl.prune.model_masks(m, 0.8, layers=["4.weight"]))
+    cl.nn.fit(m, X, y, epochs=3, lr=3e-3, seed=0, progress=False)
+    for i, bits in ((0, 4), (2, 3), (4, 4)):
+        codebook, index = cl.quant.kmeans(m[i].weight, bits, mask=m[i].masks["weight"], seed=0)
+        m[i].weight = cl.quant.kmeans_reconstruct(codebook, index)
+    cl.encode.save(m, path, codebook=True, huffman=True, gap_bits=7, bias_dtype=bias_dtype)
+
+
+def _over_pruned(dense, digits, path):
+    """99 % of every weight removed in one shot, shared, saved: tiny, but never retrained."""
+    m = dense.copy()
+    cl.prune.apply_masks(m, cl.prune.model_masks(m, 0.99, method="global"))
+    for layer in m.layers:
+        if isinstance(layer, cl.nn.Linear):
+            codebook, index = cl.quant.kmeans(layer.weight, 3, mask=layer.masks["weight"], seed=0)
+            layer.weight = cl.quant.kmeans_reconstruct(codebook, index)
+    cl.encode.save(m, path, bias_dtype="float16")
+
+
+def _saves_nothing(dense, digits, path):
+    dense.copy()
+
+
+def _returns_model(dense, digits, path):
+    return dense.copy()
+
+
+def _truncated(dense, digits, path):
+    _over_pruned(dense, digits, path)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+
+
+def _tampered(dense, digits, path):
+    _over_pruned(dense, digits, path)
+    blob = bytearray(encode.load_packed(path).to_bytes())
+    blob[len(blob) // 2] ^= 0x01                                 # a flipped bit, valid container
+    np.savez(path, compresslab=np.frombuffer(bytes(blob), np.uint8))
+
+
+def _own_format(dense, digits, path):
+    np.savez(path, **{f"w{i}": layer.weight for i, layer in enumerate(dense.layers)
+                      if isinstance(layer, cl.nn.Linear)})
+
+
+def _wrong_model(dense, digits, path):
+    cl.encode.save(cl.nn.mlp((32, 10), seed=0), path)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (_save_dense, ("target is 60x", "2.weight values (float32)", "stored dense as float32")),
+    (_lesson_pipeline, ("x smaller", "2.weight gaps", "prune more")),
+    (lambda d, g, p: _lesson_pipeline(d, g, p, bias_dtype="float32"), ("0.bias raw (float32)", "float16")),
+    (_over_pruned, ("points below the dense", "training split", "retrain after pruning")),
+    (_saves_nothing, ("no file was written",)),
+    (_returns_model, ("returned a model but wrote no file",)),
+    (_truncated, ("corrupt", "truncated")),
+    (_tampered, ("corrupt", "checksum")),
+    (_own_format, ("not a compresslab model", "does not hold a single uint8 array", "cl.encode.save")),
+    (_wrong_model, ("cannot classify the digits",)),
+], ids=["dense", "lesson-48x", "float32-biases", "over-pruned", "nothing", "returned", "truncated",
+        "tampered", "own-format", "wrong-model"])
+def test_capstone_wrong_answers_get_their_hint(fn, words, capstone, tmp_path):
+    _capstone_fails(fn, capstone, tmp_path, *words)
+
+
+def test_capstone_stale_file_does_not_count(capstone, tmp_path):
+    (tmp_path / "mine.npz").write_bytes(b"left over from an earlier run")
+    _capstone_fails(_saves_nothing, capstone, tmp_path, "no file was written")
+
+
+def test_capstone_not_attempted_and_errors(capstone, tmp_path):
+    def todo(dense, digits, path):
+        raise NotImplementedError()
+    assert _check_capstone(todo, capstone, tmp_path).status == "not attempted"
+    r = _check_capstone(lambda d, g, p: 1 / 0, capstone, tmp_path)
+    assert r.status == "error" and "ZeroDivisionError" in r.message
+
+
+def test_capstone_accuracy_hint_tells_underfit_from_overfit(capstone):
+    dense, digits = capstone
+    fits = ex._accuracy_hint(dense, dense, digits, 0.95, 0.978)     # fits the training split
+    assert "2.8 points below" in fits and "validation split" in fits and "retrain" not in fits
+    blank = cl.nn.mlp((64, 300, 100, 10), seed=5)                  # untrained: fits nothing
+    under = ex._accuracy_hint(blank, dense, digits, 0.1, 0.978)
+    assert "training split it reaches only" in under and "retrain after pruning" in under
+
+
+@pytest.mark.parametrize("part, coding, words", [
+    ("raw", "float16", "cl.prune.shrink"),
+    ("values", "packed (4-bit symbols)", "Huffman-code the indices"),
+    ("gaps", "packed (5-bit symbols)", "Huffman-code the gaps"),
+    ("values_table", "code lengths", "one code length per possible symbol"),
+    ("codebook", "float32", "smaller codebook"),
+    ("header", "", "fixed cost"),
+])
+def test_capstone_every_part_has_advice(part, coding, words):
+    row = {"param": "0.weight", "part": part, "coding": coding, "bytes": 1}
+    assert words in ex._part_advice(row, {"sparse": True})
+
+
+# --------------------------------------------------------------------------------------------
+# 5.2: all-zero counts
+# --------------------------------------------------------------------------------------------
+def test_huffman_no_symbols_must_return_zero():
+    def none_for_empty(counts):
+        return huffman_bits(counts) if any(counts) else None
+    _fails_with(ex.check_huffman_bits, none_for_empty, "return 0 bits")
+    r = _status(ex.check_huffman_bits, lambda c: huffman_bits(c) if any(c) else [][0])
+    assert r.status == "error" and "all-zero counts" in r.message and "return 0" in r.message
+    _fails_with(ex.check_huffman_bits, lambda c: huffman_bits(c) if any(c) else 1, "return 0 bits")
+
+
+# --------------------------------------------------------------------------------------------
+# Quiz
+# --------------------------------------------------------------------------------------------
+QUIZ_ANSWERS = {1: 2, 2: "b", 3: "c", 4: "b", 5: "b"}
+
+
+def test_quiz_right_answers_pass_and_match_the_lesson():
+    assert ex.check_quiz(lambda: dict(QUIZ_ANSWERS), quiet=True).passed
+    source = _solution_cell("quiz5-solution")
+    namespace = {}
+    exec(source, namespace)
+    assert namespace["quiz_answers"]() == QUIZ_ANSWERS
+    nb = json.loads(LESSON.read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert ex.check_quiz.markdown() in text
+
+
+@pytest.mark.parametrize("number, wrong", [
+    (q, letter) for q, question in enumerate(ex.check_quiz.questions, 1) if question.options
+    for letter in question.options if letter != question.answer] + [(1, 3), (1, 1)])
+def test_quiz_each_wrong_answer_gets_its_hint(number, wrong):
+    question = ex.check_quiz.questions[number - 1]
+    r = ex.check_quiz(lambda: {**QUIZ_ANSWERS, number: wrong}, quiet=True)
+    assert r.status == "fail"
+    hint = question.why["number"] if question.options is None else question.why[wrong]
+    assert f"Q{number}: " in r.message and hint in r.message
+    assert "4 of 5 right" in r.message
+
+
+def test_quiz_hints_do_not_give_the_answer_away():
+    for q in ex.check_quiz.questions:
+        if q.options:
+            right = q.options[q.answer]
+            assert all(right not in why for why in q.why.values())
+            assert set(q.why) == set(q.options) - {q.answer}

@@ -79,6 +79,8 @@ def test_grade_a_mixed_folder(tmp_path):
         ("fay", "0.1"): ERROR, ("fay", "0.2"): ERROR, ("fay", "0.3"): ERROR,
         ("gus", "0.1"): ERROR, ("gus", "0.2"): ERROR, ("gus", "0.3"): ERROR,
         ("hal", "-"): ERROR,
+        ("ada", "0.quiz"): PASS, ("bob", "0.quiz"): PASS, ("cy", "0.quiz"): NOT_ATTEMPTED,
+        ("dee", "0.quiz"): PASS, ("eve", "0.quiz"): ERROR, ("fay", "0.quiz"): ERROR, ("gus", "0.quiz"): ERROR,
     }
     detail = {(r["student"], r["exercise"]): r["detail"] for r in rows}
     assert "number of parameters" in detail[("bob", "0.1")]
@@ -94,3 +96,33 @@ def test_grade_needs_student_folders(tmp_path, capsys):
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "flat" / "00_tour.ipynb")
     assert cli.main(["grade", str(tmp_path / "flat"), "-o", str(tmp_path / "g.csv")]) == 2
     assert "SUBMISSIONS/<student>/<lesson>.ipynb" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_states_its_estimated_time_and_fits_one_sitting(lesson):
+    nb = nbformat.read(lesson, as_version=4)
+    estimate = course.estimate_minutes(nb)
+    assert course.stated_minutes(nb) == estimate.total, (
+        f"{lesson.name} states {course.stated_minutes(nb)} minutes, the estimate is {estimate}")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_asks_to_predict_and_to_reflect(lesson):
+    markdown = [c.source for c in nbformat.read(lesson, as_version=4).cells if c.cell_type == "markdown"]
+    assert sum(s.lstrip().startswith("**Predict, then run.**") for s in markdown) >= 2
+    assert sum(s.lstrip().startswith("**Reflect.**") for s in markdown) >= 1
+
+
+def test_time_estimate_counts_prose_code_exercises_and_quiz():
+    code, md = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    build = "def f(x):\n    ### BEGIN SOLUTION\n" + "    x = x + 1\n" * 8 + "    return x\n    ### END SOLUTION"
+    nb = nbformat.v4.new_notebook(cells=[
+        md("word " * 1000), code("a = 1\n\nb = 2\n" * 5),
+        code("def g(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"), code(build),
+        code("def quiz_answers():\n    ### BEGIN SOLUTION\n    return {1: 'a'}\n    ### END SOLUTION")])
+    e = course.estimate_minutes(nb)
+    assert e.reading == pytest.approx(1000 / course.PROSE_WORDS_PER_MINUTE)
+    assert e.code == pytest.approx((10 + 3) / course.CODE_LINES_PER_MINUTE)   # blank lines and solutions not counted
+    assert e.exercises == course.EXERCISE_MINUTES["formula"] + course.EXERCISE_MINUTES["build"]
+    assert e.quiz == course.QUIZ_MINUTES
+    assert e.total == int(round(e.reading + e.code + e.exercises + e.quiz, -1))

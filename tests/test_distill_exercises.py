@@ -381,3 +381,67 @@ def test_grad_must_match_the_finite_differences_too():
         return g * 1.01 if s.shape == (3, 4) else g
     r = ex.check_kd_grad(special, quiet=True)
     assert not r.passed and "finite differences" in r.message, r.message
+
+
+# --------------------------------------------------------------------------------------------
+# the self-check quiz
+# --------------------------------------------------------------------------------------------
+QUIZ_RIGHT = {1: "b", 2: "c", 3: 2.24, 4: "a", 5: "d"}     # the lesson's quiz3-solution
+
+
+def test_quiz_solution_is_the_lessons_and_passes():
+    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"])
+             for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]}
+    ns = {}
+    exec(cells["quiz3-solution"], ns)
+    assert ns["quiz_answers"]() == QUIZ_RIGHT
+    r = ex.check_quiz(ns["quiz_answers"], quiet=True)
+    assert r.passed, r.message
+
+
+def test_quiz_is_shown_verbatim_in_the_lesson():
+    text = "\n".join("".join(c["source"]) for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+                     if c["cell_type"] == "markdown")
+    assert ex.check_quiz.markdown() in text
+
+
+def test_quiz_number_tolerates_rounding_not_the_classic_slips():
+    # 2 SE = 2 * sqrt(1.5**2 / 5 + 2**2 / 5) = 2.236
+    for ok in (2.24, 2.23, "2.236"):
+        assert ex.check_quiz(lambda ok=ok: {**QUIZ_RIGHT, 3: ok}, quiet=True).passed
+    slips = {"SE, not 2 SE": 1.12, "no division by n": 5.0, "sqrt(n) outside, not inside": 1.0,
+             "sum of the two SEs": 2 * (1.5 + 2.0) / 5 ** 0.5}
+    for slip, value in slips.items():
+        r = ex.check_quiz(lambda value=value: {**QUIZ_RIGHT, 3: value}, quiet=True)
+        assert not r.passed and "Q3:" in r.message and "divide each variance by n" in r.message, slip
+
+
+_WRONG_OPTIONS = [(n, letter) for n, q in enumerate(ex.check_quiz.questions, 1) if q.options
+                  for letter in q.options if letter != q.answer]
+
+
+@pytest.mark.parametrize("number,letter", _WRONG_OPTIONS, ids=lambda x: str(x))
+def test_quiz_each_wrong_option_fails_with_its_own_hint(number, letter):
+    q = ex.check_quiz.questions[number - 1]
+    r = ex.check_quiz(lambda: {**QUIZ_RIGHT, number: letter}, quiet=True)
+    assert not r.passed and r.message.startswith("4 of 5 right.")
+    assert f"Q{number}: ({letter}) is not it: {q.why[letter]}" in r.message
+    assert f"({q.answer})" not in r.message                       # never gives the answer away
+
+
+def test_quiz_every_wrong_option_has_a_hint_and_none_names_the_answer():
+    for q in ex.check_quiz.questions:
+        if q.options:
+            assert set(q.why) == set(q.options) - {q.answer}, q.prompt
+            for hint in q.why.values():
+                assert q.options[q.answer] not in hint
+        else:
+            assert f"{q.answer:.2f}" not in q.why["number"]
+
+
+def test_quiz_not_attempted_and_incomplete():
+    def untouched():
+        raise NotImplementedError()
+    assert ex.check_quiz(untouched, quiet=True).status == "not attempted"
+    r = ex.check_quiz(lambda: {1: "b"}, quiet=True)
+    assert not r.passed and "1 of 5 right" in r.message and "not answered" in r.message

@@ -372,3 +372,44 @@ def test_every_lesson_has_a_quiz_of_three_to_five_questions_shown_in_the_lesson(
         assert 3 <= len(info["questions"]) <= 5
         text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
         assert info["checker"].markdown() in text, f"{path.name} does not show its quiz as the checker asks it"
+
+
+# ------------------------------------------------------------------ lesson 00's self-check quiz
+# The answers of the quiz cell of lessons/00_tour.ipynb, copied verbatim.
+LESSON00_QUIZ = {1: "b", 2: 18979, 3: "c", 4: "b"}
+
+
+def test_lesson00_quiz_accepts_the_lesson_answers_and_is_registered():
+    assert lesson00.check_quiz(lambda: LESSON00_QUIZ, quiet=True).status == E.PASS
+    info = E.all_checkers()["0.quiz"]
+    assert info["lesson"] == "00_tour" and len(info["questions"]) == 4
+    assert lesson00.check_quiz(untouched, quiet=True).status == E.NOT_ATTEMPTED
+
+
+def test_lesson00_quiz_answers_agree_with_the_lesson_numbers():
+    mlp = cl.nn.mlp((64, 300, 100, 10), seed=0)
+    assert LESSON00_QUIZ[2] == math.ceil(cl.nn.num_params(mlp) * 3 / 8) == right_bytes(mlp, 3)
+    macs = cl.speed.model_cost(mlp, batch=1).macs
+    e32 = cl.speed.inference_energy(macs, cl.nn.nbytes(mlp, 32))
+    e8 = cl.speed.inference_energy(macs, cl.speed.model_cost(mlp, batch=1, bits=8).param_bytes,
+                                   arithmetic="int8")
+    assert 3.5 < e32.total_pj / e8.total_pj < 4.5                      # Q4: about 4x
+    cnn = cl.nn.cnn(seed=0)                                            # Q1: fewer parameters, more MACs
+    assert cl.nn.num_params(cnn) < cl.nn.num_params(mlp)
+    assert cl.speed.model_cost(cnn, batch=1, input_shape=(1, 8, 8)).macs > macs
+
+
+@pytest.mark.parametrize("question,wrong", [
+    (q, letter) for q, question in enumerate(lesson00.check_quiz.questions, 1)
+    for letter in (question.options or {}) if letter != question.answer
+] + [(2, 18978), (2, 18978.75), (2, 151830), (2, 50610), (2, 6326)])
+def test_lesson00_quiz_names_each_wrong_answer_with_its_hint(question, wrong):
+    q = lesson00.check_quiz.questions[question - 1]
+    r = lesson00.check_quiz(lambda: {**LESSON00_QUIZ, question: wrong}, quiet=True)
+    assert r.status == E.FAIL and "3 of 4 right" in r.message
+    hint = q.why[wrong] if q.options else q.why["number"]
+    assert f"Q{question}: " in r.message and hint in r.message
+    if q.options:
+        assert f"({q.answer})" not in r.message                        # never the right letter
+    else:
+        assert str(q.answer) not in r.message                          # never the right number

@@ -59,5 +59,5 @@ def test_generate_assignment_and_autograde(tmp_path):
     nbgrader("autograde", "lesson00", "--create", "--force")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         ada, bob = gb.find_submission("lesson00", "ada"), gb.find_submission("lesson00", "bob")
-        assert (ada.score, ada.max_score) == (3.0, 3.0)
-        assert (bob.score, bob.max_score) == (0.0, 3.0)
+        assert (ada.score, ada.max_score) == (4.0, 4.0)   # three exercises and the quiz
+        assert (bob.score, bob.max_score) == (0.0, 4.0)

@@ -2,7 +2,9 @@
 the exercise checkers (accept correct answers, name the classic mistakes)."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import ipywidgets  # noqa: F401  (the test extra installs it: a broken install fails here, loudly)
 import matplotlib.figure
@@ -49,14 +51,14 @@ def _count_work(monkeypatch):
 def test_a_change_costs_one_mask_one_evaluation_and_no_figure_render(trained, monkeypatch):
     """The 100 ms budget as a machine-independent cost (the widget's design): the histogram
     backgrounds are rendered once per layer when the explorer is built; a change then computes
-    one mask, evaluates the model once on the test split, and blits: no figure is rendered,
+    one mask, evaluates the model once on the validation split, and blits: no figure is rendered,
     nothing is trained."""
     m, d = trained
     log = _count_work(monkeypatch)
-    explorer = W.build(m, d.X_test, d.y_test)
+    explorer = W.build(m, d.X_val, d.y_val)
     n_layers = len(explorer.layers)
     # the counters see the widget's own work: the dense accuracy, one background per layer
-    assert sorted(log) == sorted([("evaluate", len(d.y_test))] + [("draw", None)] * n_layers)
+    assert sorted(log) == sorted([("evaluate", len(d.y_val))] + [("draw", None)] * n_layers)
     explorer.widget()
     changes = [(explorer.slider, v) for v in np.linspace(0.05, 0.95, 10)]
     changes += [(explorer.method_dd, meth) for meth in W.METHODS[1:]] + [(explorer.method_dd, "magnitude")]
@@ -67,13 +69,13 @@ def test_a_change_costs_one_mask_one_evaluation_and_no_figure_render(trained, mo
         control.value = value                              # as a learner does
         method = explorer.method_dd.value
         mask_fn = {"2:4": "n_m"}.get(method, method)
-        assert sorted(log) == sorted([("evaluate", len(d.y_test)), (mask_fn, None)]), (control.description, value)
+        assert sorted(log) == sorted([("evaluate", len(d.y_val)), (mask_fn, None)]), (control.description, value)
         assert (explorer.readout.value, explorer.image.value, explorer.mask_image.value) != before
 
 
 def test_widget_readout_changes(trained):
     m, d = trained
-    explorer = W.build(m, d.X_test, d.y_test)
+    explorer = W.build(m, d.X_val, d.y_val)
     ui = explorer.widget()
     assert ui is not None and explorer.readout.value and explorer.image.value
     before, png_before = explorer.readout.value, explorer.image.value
@@ -90,12 +92,23 @@ def test_widget_readout_changes(trained):
     assert not P.sparsity(m).zeros
 
 
+
+def test_widget_readout_names_the_split_it_scores(trained):
+    """A slider is a sweep: the lesson's explorer reads the validation split and says so; a caller
+    who passes other data names it with ``split``."""
+    m, d = trained
+    text = W.build(m, d.X_val, d.y_val).update(sparsity=0.5)
+    assert "validation accuracy" in text and "test accuracy" not in text
+    text = W.build(m, d.X_test, d.y_test, split="test").update(sparsity=0.5)
+    assert "test accuracy" in text and "validation" not in text
+
+
 def test_widget_accuracy_is_the_pruned_models(trained):
     m, d = trained
-    explorer = W.build(m, d.X_test, d.y_test)
+    explorer = W.build(m, d.X_val, d.y_val)
     explorer.update(sparsity=0.7, method="structured", layer="0.weight")
     ref = P.apply_masks(m.copy(), {"0.weight": P.structured(m[0].weight, 0.7, dim=0)})
-    assert explorer.accuracy == pytest.approx(nn.evaluate(ref, d.X_test, d.y_test))
+    assert explorer.accuracy == pytest.approx(nn.evaluate(ref, d.X_val, d.y_val))
     with pytest.raises(ValueError, match="method"):
         explorer.update(method="nope")
 
@@ -441,6 +454,9 @@ def test_plots_draw_what_they_are_given():
     x = next(l for l in fig.axes[0].lines if l.get_label() == "x")
     np.testing.assert_allclose(x.get_xydata(), [[50, 90], [90, 80]])      # (sparsity %, accuracy %)
     assert fig.axes[1].get_ylim() == pytest.approx((90, 97))
+    assert fig.axes[0].get_ylabel() == "validation accuracy (%)"       # a sweep scores on validation
+    fig = pp.accuracy_vs_sparsity({"x": ([0.5], [0.9])}, split="test")
+    assert fig.axes[0].get_ylabel() == "test accuracy (%)"
     # schedule: the target sparsity in percent, a dot at each mask update
     fig = pp.schedule(np.arange(10), np.linspace(0, 0.9, 10), np.arange(10) % 2 == 0)
     curve, dots = fig.axes[0].lines
@@ -657,3 +673,125 @@ def test_checker_1_5_is_fast():
     ex.check_agp_sparsity(agp_sparsity, quiet=True)
     ex.check_agp_sparsity(_agp_by(power=2), quiet=True)
     assert time.perf_counter() - start < 0.5
+
+
+def test_checker_1_5_names_what_goes_wrong_outside_the_ramp():
+    """An answer wrong only outside the ramp (before begin_step, after end_step) or only in how it
+    uses initial_sparsity gets a hint about that rule, never one about rounding the step."""
+    def only_outside(before=None, after=None):
+        def answer(step, s_i, s_f, b, e, f):
+            if before is not None and step < b:
+                return before(s_i, s_f)
+            if after is not None and step > e:
+                return after(step, s_i, s_f, b, e, f)
+            return agp_sparsity(step, s_i, s_f, b, e, f)
+        return answer
+
+    def last_ramp_value(step, s_i, s_f, b, e, f):      # the mask "stays at its last update"
+        return agp_sparsity(e - 1, s_i, s_f, b, e, f)
+
+    def window(step, s_i, s_f, b, e, f):                # outside [begin, end): not pruning
+        return s_i if step < b or (step >= e and b != e) else agp_sparsity(step, s_i, s_f, b, e, f)
+
+    def ignores_initial(step, s_i, s_f, b, e, f):       # the ramp written as s_f * (1 - (1 - p)^3)
+        return agp_sparsity(step, s_i if step < b else 0.0, s_f, b, e, f)
+
+    def initial_as_zero(step, s_i, s_f, b, e, f):       # s_i never read at all
+        return agp_sparsity(step, 0.0, s_f, b, e, f)
+
+    cases = [
+        (only_outside(after=lambda step, s_i, s_f, b, e, f: s_i), "after end_step you returned initial_sparsity"),
+        (window, "after end_step you returned initial_sparsity"),
+        (only_outside(after=lambda *a: 0.0), "after end_step the ramp is over"),
+        (only_outside(after=last_ramp_value), "after end_step the ramp is over"),
+        (only_outside(before=lambda s_i, s_f: s_f), "before begin_step you returned final_sparsity"),
+        (only_outside(before=lambda s_i, s_f: 0.0), "rule 1 gives initial_sparsity = 0.2"),
+        (ignores_initial, "your ramp starts from 0, not from initial_sparsity"),
+        (initial_as_zero, "your ramp starts from 0, not from initial_sparsity"),
+    ]
+    _assert_hints(ex.check_agp_sparsity, cases)
+    for wrong, _ in cases:
+        message = ex.check_agp_sparsity(wrong, quiet=True).message
+        assert "round" not in message and "swapped" not in message and "cubed" not in message, message
+    # s_i missing is seen on the case labelled for it, not on the one about counting updates
+    message = ex.check_agp_sparsity(ignores_initial, quiet=True).message
+    assert "(a nonzero initial_sparsity)" in message and "counted from begin_step" not in message
+
+
+def test_checker_1_5_hints_for_the_rules_agree_with_the_reference():
+    """The rule hints quote the number the reference gives on that case."""
+    for case in ex._agp_cases():
+        step, s_i, s_f, b, e, f = case.args
+        hint = ex._explain_agp(-1.0, ex._ref_agp(*case.args), case)
+        if step < b:
+            assert f"initial_sparsity = {s_i}" in hint and ex._ref_agp(*case.args) == pytest.approx(s_i)
+        elif step >= e:
+            assert f"final_sparsity = {s_f}" in hint and ex._ref_agp(*case.args) == pytest.approx(s_f)
+        else:
+            assert hint is None
+
+
+# ------------------------------------------------------------------------ the self-check quiz
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "01_pruning.ipynb"
+QUIZ_RIGHT = {1: "a", 2: 2, 3: "b", 4: "c", 5: "c"}     # the lesson's quiz1-solution
+
+
+def _cells():
+    return json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+
+
+def test_quiz_solution_is_the_lessons_and_passes():
+    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"]) for c in _cells()}
+    ns = {}
+    exec(cells["quiz1-solution"], ns)
+    assert ns["quiz_answers"]() == QUIZ_RIGHT
+    r = ex.check_quiz(ns["quiz_answers"], quiet=True)
+    assert _ok(r) and "all 5 answers" in r.message, r.message
+    assert "cl.exercises.lesson01.check_quiz(quiz_answers)" in cells["quiz1-check"]
+
+
+def test_quiz_is_shown_verbatim_in_the_lesson():
+    text = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown")
+    assert ex.check_quiz.markdown() in text
+
+
+_WRONG_OPTIONS = [(n, letter) for n, q in enumerate(ex.check_quiz.questions, 1) if q.options
+                  for letter in q.options if letter != q.answer]
+
+
+@pytest.mark.parametrize("number,letter", _WRONG_OPTIONS, ids=lambda x: str(x))
+def test_quiz_each_wrong_option_fails_with_its_own_hint(number, letter):
+    q = ex.check_quiz.questions[number - 1]
+    r = ex.check_quiz(lambda: {**QUIZ_RIGHT, number: letter}, quiet=True)
+    assert r.status == "fail" and r.message.startswith("4 of 5 right.")
+    assert f"Q{number}: ({letter}) is not it: {q.why[letter]}" in r.message
+    assert f"({q.answer})" not in r.message
+
+
+def test_quiz_number_is_python_round_not_the_classic_slips():
+    # 0.25 * 10 = 2.5 exactly; Python's round (half to even, as torch) gives 2
+    assert round(0.25 * 10) == 2 == P.count_to_prune(0.25, 10)
+    slips = {"round half up / ceil": 3, "unrounded": 2.5, "the kept count": 8, "the kept count, unrounded": 7.5}
+    for slip, value in slips.items():
+        r = ex.check_quiz(lambda value=value: {**QUIZ_RIGHT, 2: value}, quiet=True)
+        assert r.status == "fail" and "Q2:" in r.message and "ends in exactly .5" in r.message, slip
+
+
+def test_quiz_every_wrong_option_has_a_hint_and_none_gives_the_answer():
+    for q in ex.check_quiz.questions:
+        if q.options:
+            assert set(q.why) == set(q.options) - {q.answer}, q.prompt
+            for hint in q.why.values():
+                assert q.options[q.answer] not in hint
+        else:
+            assert str(q.answer) not in q.why["number"]
+
+
+# ------------------------------------------------------------------------ the lesson's statistics
+def test_lesson_reads_the_test_split_once_for_its_final_claim():
+    """Sweeps, scans and the explorer score on validation (issue #15); only the final-claim cell
+    reads the test split."""
+    code = ["".join(c["source"]) for c in _cells() if c["cell_type"] == "code"]
+    readers = [src for src in code if "X_test" in src or "y_test" in src]
+    assert len(readers) == 1 and "within 1 point of dense" in readers[0], readers
+    assert any("prune_widget.build(model, digits.X_val, digits.y_val)" in src for src in code)

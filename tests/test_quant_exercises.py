@@ -1,4 +1,5 @@
-"""Lesson 02 checkers: the lesson's solutions pass, every classic mistake gets its own hint.
+"""Lessons 02a and 02b checkers: the lessons' solutions pass, every classic mistake gets its own
+hint, and the quizzes accept their answers and explain each wrong one.
 
 Each wrong answer below is written the way a learner would write it (not by calling the
 checker's own model of the mistake), and must be rejected with a hint naming *that* mistake.
@@ -7,15 +8,20 @@ import json
 import pathlib
 import time
 
+import nbformat
 import numpy as np
 import pytest
 
+from compresslab.exercises import REGISTRY
 from compresslab.exercises import lesson02 as ex
 
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "lessons" / "02_quantization.ipynb"
+LESSONS = pathlib.Path(__file__).resolve().parents[1] / "lessons"
+NOTEBOOK_A = LESSONS / "02a_quantization.ipynb"
+NOTEBOOK_B = LESSONS / "02b_quantized_models.ipynb"
 
-# The solution cells of lessons/02_quantization.ipynb, verbatim (test_solutions_are_the_lessons
-# keeps this copy equal to the notebook).
+# The solution cells of lessons/02a_quantization.ipynb (2.1-2.4) and
+# lessons/02b_quantized_models.ipynb (2.5), verbatim (test_solutions_are_the_lessons keeps this
+# copy equal to the notebooks).
 SOLUTIONS = {
     "ex2_1-solution": '''\
 def quantize_affine(x, scale, zero_point, qmin, qmax):
@@ -54,7 +60,20 @@ def requantize_int(acc, M, zero_point, qmin, qmax):
     q = y + zero_point
     return np.clip(q, qmin, qmax).astype(np.int64)
     ### END SOLUTION''',
+    "ex2_5-solution": '''\
+def fake_quant_ste(x, scale, zero_point, qmin, qmax, grad_out):
+    ### BEGIN SOLUTION
+    x = np.asarray(x, dtype=np.float64)
+    grad_out = np.asarray(grad_out, dtype=np.float64)
+    q = np.rint(x / scale) + zero_point           # the integer before the clamp (exercise 2.1's rule)
+    q_clamped = np.clip(q, qmin, qmax)
+    x_hat = scale * (q_clamped - zero_point)      # forward: quantize, then dequantize
+    inside = (q >= qmin) & (q <= qmax)            # where the clamp changed nothing
+    grad_x = np.where(inside, grad_out, 0.0)      # backward: round as the identity, the clamp as it is
+    return x_hat, grad_x
+    ### END SOLUTION''',
 }
+NOTEBOOK_OF = {**{f"ex2_{i}-solution": NOTEBOOK_A for i in range(1, 5)}, "ex2_5-solution": NOTEBOOK_B}
 
 
 def _solution(grade_id):
@@ -73,17 +92,36 @@ def _rejected_with(check, fn, hint):
     assert status == "fail" and hint in msg, (hint, status, msg)
 
 
+def _cells(notebook):
+    return {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"]).strip()
+            for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"]}
+
+
 def test_solutions_are_the_lessons():
-    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"]).strip()
-             for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]}
     for grade_id, source in SOLUTIONS.items():
-        assert cells[grade_id] == source, f"{grade_id} changed in the notebook: update SOLUTIONS"
+        cells = _cells(NOTEBOOK_OF[grade_id])
+        assert cells[grade_id] == source, f"{grade_id} changed in {NOTEBOOK_OF[grade_id].name}: update SOLUTIONS"
+
+
+def test_each_checker_belongs_to_its_lesson():
+    """2.1-2.4 and 2a.quiz are lesson 02a's, 2.5 and 2b.quiz lesson 02b's: the grade ids of each
+    notebook's check cells are exactly the exercises registered with its stem."""
+    want = {"02a_quantization": {"2.1", "2.2", "2.3", "2.4", "2a.quiz"},
+            "02b_quantized_models": {"2.5", "2b.quiz"}}
+    for stem, exercises in want.items():
+        assert {k for k, v in REGISTRY.items() if v["lesson"] == stem} == exercises
+    gid = {"2.1": "ex2_1", "2.2": "ex2_2", "2.3": "ex2_3", "2.4": "ex2_4", "2.5": "ex2_5",
+           "2a.quiz": "quiz2a", "2b.quiz": "quiz2b"}
+    for notebook in (NOTEBOOK_A, NOTEBOOK_B):
+        checks = {g for g in _cells(notebook) if g and g.endswith("-check")}
+        assert checks == {f"{gid[e]}-check" for e in want[notebook.stem]}
 
 
 @pytest.mark.parametrize("check,grade_id", [(ex.check_quantize_affine, "ex2_1-solution"),
                                             (ex.check_affine_qparams, "ex2_2-solution"),
                                             (ex.check_symmetric_quantize, "ex2_3-solution"),
-                                            (ex.check_requantize_int, "ex2_4-solution")])
+                                            (ex.check_requantize_int, "ex2_4-solution"),
+                                            (ex.check_fake_quant_ste, "ex2_5-solution")])
 def test_lesson_solution_passes_quickly(check, grade_id):
     t0 = time.perf_counter()
     status, msg = _status(check, _solution(grade_id))
@@ -96,7 +134,8 @@ def _nie(*a):
 
 
 @pytest.mark.parametrize("check", [ex.check_quantize_affine, ex.check_affine_qparams,
-                                   ex.check_symmetric_quantize, ex.check_requantize_int])
+                                   ex.check_symmetric_quantize, ex.check_requantize_int,
+                                   ex.check_fake_quant_ste, ex.check_quiz_a, ex.check_quiz_b])
 def test_not_attempted(check):
     assert _status(check, _nie)[0] == "not attempted"
 
@@ -104,7 +143,8 @@ def test_not_attempted(check):
 @pytest.mark.parametrize("check,mistakes", [(ex.check_quantize_affine, ex._QUANTIZE_MISTAKES),
                                             (ex.check_affine_qparams, ex._QPARAMS_MISTAKES),
                                             (ex.check_symmetric_quantize, ex._SYMMETRIC_MISTAKES),
-                                            (ex.check_requantize_int, ex._REQUANT_MISTAKES)])
+                                            (ex.check_requantize_int, ex._REQUANT_MISTAKES),
+                                            (ex.check_fake_quant_ste, ex._FAKE_QUANT_MISTAKES)])
 def test_every_modelled_mistake_is_named_first(check, mistakes):
     """No mistake is hidden behind another: each one, given as the answer, gets its own hint
     (the framework names the first mistake matching the first failing case)."""
@@ -119,7 +159,8 @@ def _first_args(check):
     return {ex.check_quantize_affine: (np.array([0.5]), 0.25, 0, -128, 127),
             ex.check_affine_qparams: (-1.0, 1.0, 8),
             ex.check_symmetric_quantize: (np.array([0.5, -1.0]), 8),
-            ex.check_requantize_int: (np.array([5], np.int32), 0.1, 0, -128, 127)}[check]
+            ex.check_requantize_int: (np.array([5], np.int32), 0.1, 0, -128, 127),
+            ex.check_fake_quant_ste: (np.array([0.5]), 0.25, 0, -128, 127, np.ones(1))}[check]
 
 
 # ------------------------------------------------------------------------------ 2.1
@@ -404,3 +445,199 @@ def test_requantize_int_cases_are_what_they_say():
     big = 2147483638 * int(ex.quantize_multiplier(0.3)[0])
     assert big > 2 ** 53 and big % 2 ** 32 == 2 ** 31 - 2                               # just below a tie
     assert int(round(3e-9 * 2 ** 31)) == 6
+
+
+# ------------------------------------------------------------------------------ 2.5
+def _fq(rnd=np.rint, inside=None, forward=None, grad=None):
+    """A learner's fake_quant_ste with one part written differently: the rounding, the test for
+    "inside" (on x and the integer q before the clamp), the forward result, the gradient."""
+    def f(x, s, z, lo, hi, g):
+        q = rnd(x / s) + z
+        qc = np.clip(q, lo, hi)
+        x_hat = forward(x, s, z, q, qc) if forward else s * (qc - z)
+        ins = inside(x, s, z, lo, hi, q) if inside else (q >= lo) & (q <= hi)
+        return x_hat, (grad(g, ins, s) if grad else g * ins)
+    return f
+
+
+FAKE_QUANT_RIGHT = [
+    # float32 throughout, the mask as a product
+    lambda x, s, z, lo, hi, g: (
+        (np.clip(np.rint(x / np.float32(s)) + z, lo, hi) - z).astype(np.float32) * np.float32(s),
+        g * ((np.rint(x / s) + z >= lo) & (np.rint(x / s) + z <= hi)).astype(np.float32)),
+    # the library's quantize / dequantize, and np.where
+    lambda x, s, z, lo, hi, g: (ex.fake_quantize(x, ex.QParams(s, z, lo, hi)),
+                                np.where(np.abs(np.rint(x / s) + z - (lo + hi) / 2) <= (hi - lo) / 2, g, 0)),
+    # x_hat first, then "inside" as "the clamp changed nothing"
+    _fq(inside=lambda x, s, z, lo, hi, q: np.clip(q, lo, hi) == q),
+]
+
+FAKE_QUANT_WRONG = {
+    # the gradient
+    "your gradient passes everywhere": _fq(grad=lambda g, ins, s: g),
+    "your gradient passes everywhere ": _fq(                          # tested the clamped integer
+        inside=lambda x, s, z, lo, hi, q: (np.clip(q, lo, hi) >= lo) & (np.clip(q, lo, hi) <= hi)),
+    "your gradient is 1 everywhere": _fq(grad=lambda g, ins, s: np.ones_like(g)),
+    "you returned the 0/1 mask": _fq(grad=lambda g, ins, s: ins.astype(float)),
+    "your gradient is 0 everywhere": _fq(grad=lambda g, ins, s: np.zeros_like(g)),
+    "your gradient is divided by the scale": _fq(grad=lambda g, ins, s: g * ins / s),
+    "your gradient is multiplied by the scale": _fq(grad=lambda g, ins, s: g * ins * s),
+    # the edges
+    "your range ignores the zero point": _fq(inside=lambda x, s, z, lo, hi, q: (x >= lo * s) & (x <= hi * s)),
+    "your range ignores the zero point ": _fq(
+        inside=lambda x, s, z, lo, hi, q: (np.rint(x / s) >= lo) & (np.rint(x / s) <= hi)),
+    "TensorFlow's\nfake_quant convention": _fq(
+        inside=lambda x, s, z, lo, hi, q: (x >= (lo - z) * s) & (x <= (hi - z) * s)),
+    "TensorFlow's fake_quant convention": _fq(
+        inside=lambda x, s, z, lo, hi, q: (x > (lo - z) * s) & (x < (hi - z) * s)),
+    "off by one at the edges": _fq(inside=lambda x, s, z, lo, hi, q: (q > lo) & (q < hi)),
+    "off by one at the edges ": _fq(inside=lambda x, s, z, lo, hi, q: (q >= lo) & (q < hi)),
+    # the forward pass
+    "your forward pass returns the integers q": _fq(forward=lambda x, s, z, q, qc: qc.astype(np.int64)),
+    "forgot to subtract the zero point": _fq(forward=lambda x, s, z, q, qc: s * qc),
+    "forgot the scale": _fq(forward=lambda x, s, z, q, qc: qc - z),
+    "does not clamp": _fq(forward=lambda x, s, z, q, qc: s * (q - z)),
+    "does not round": _fq(forward=lambda x, s, z, q, qc: s * (np.clip(x / s + z, qmin_of(q, qc), qmax_of(q, qc)) - z)),
+    "returns x unchanged": _fq(forward=lambda x, s, z, q, qc: x.copy()),
+    # the rounding, and what is returned
+    "add the zero point after rounding": lambda x, s, z, lo, hi, g: (
+        s * (np.clip(np.rint(x / s + z), lo, hi) - z),
+        np.where((np.rint(x / s + z) >= lo) & (np.rint(x / s + z) <= hi), g, 0)),
+    "you used floor": _fq(rnd=np.floor),
+    "you rounded halves up": _fq(rnd=lambda v: np.floor(v + 0.5)),
+    "return (x_hat, grad_x), in that order": lambda *a: _fq()(*a)[::-1],
+    "return a tuple (x_hat, grad_x)": lambda *a: _fq()(*a)[0],
+}
+
+
+def qmin_of(q, qc):
+    """The clamp's bounds, as a learner's forward pass that forgot to round would still know them."""
+    return qc.min() if (q < qc).any() else -np.inf
+
+
+def qmax_of(q, qc):
+    return qc.max() if (q > qc).any() else np.inf
+
+
+@pytest.mark.parametrize("i", range(len(FAKE_QUANT_RIGHT)))
+def test_fake_quant_ste_right_variants_pass(i):
+    status, msg = _status(ex.check_fake_quant_ste, FAKE_QUANT_RIGHT[i])
+    assert status == "pass", msg
+
+
+@pytest.mark.parametrize("hint", list(FAKE_QUANT_WRONG))
+def test_fake_quant_ste_mistakes_get_their_hint(hint):
+    _rejected_with(ex.check_fake_quant_ste, FAKE_QUANT_WRONG[hint], hint.strip().replace("\n", " "))
+
+
+def test_fake_quant_ste_two_mistakes_name_each_half():
+    """A wrong forward pass and a wrong gradient: the checker still names one of them."""
+    both = _fq(forward=lambda x, s, z, q, qc: qc.astype(np.int64), grad=lambda g, ins, s: g)
+    status, msg = _status(ex.check_fake_quant_ste, both)
+    assert status == "fail" and ("returns the integers q" in msg or "passes everywhere" in msg), msg
+
+
+def _fake_quant_cases():
+    seen = []
+
+    def spy(*args):
+        seen.append(args)
+        return ex._ref_fake_quant_ste(*args)
+
+    assert ex.check_fake_quant_ste(spy, quiet=True).passed
+    return seen
+
+
+def test_fake_quant_reference_is_the_library():
+    """The reference is FakeQuant's two passes with the given quantizer, and FakeQuant (with the
+    quantizer its observer picks) follows the same rule as the lesson's solution."""
+    sol = _solution("ex2_5-solution")
+    g = np.random.default_rng(0)
+    w = g.normal(0, 0.3, (16, 8)).astype(np.float32)
+    w[0, :3] = 2.5, -3.0, 2.8                                       # outliers the observers clip
+    grad = g.normal(0, 1, w.shape).astype(np.float32)
+    for kwargs in ({"bits": 4, "per_channel": False, "observer": "mse"},
+                   {"bits": 3, "per_channel": False, "scheme": "affine", "observer": "mse"}):
+        fq = ex.FakeQuant(**kwargs)
+        w_hat = fq.forward(w)
+        qp = fq.qp
+        x_hat, grad_x = sol(w, float(qp.scale), int(qp.zero_point), qp.qmin, qp.qmax, grad)
+        np.testing.assert_allclose(x_hat, w_hat, rtol=1e-6)
+        np.testing.assert_array_equal(grad_x, fq.backward(w, grad))
+        assert (grad_x == 0).any() and (grad_x != 0).any()          # some clipped, some not
+
+
+def test_fake_quant_reference_is_torchs_gradient(torch):
+    """On every case the checker tries, the reference equals torch.fake_quantize_per_tensor_affine
+    and its gradient, ties at the edges included."""
+    for x, s, z, lo, hi, g in _fake_quant_cases():
+        xt = torch.tensor(np.asarray(x, np.float32), requires_grad=True)
+        y = torch.fake_quantize_per_tensor_affine(xt, float(s), int(z), int(lo), int(hi))
+        y.backward(torch.from_numpy(np.asarray(g, np.float32)))
+        x_hat, grad_x = ex._ref_fake_quant_ste(x, s, z, lo, hi, g)
+        np.testing.assert_array_equal(y.detach().numpy(), x_hat)
+        np.testing.assert_array_equal(xt.grad.numpy(), grad_x)
+
+
+def test_fake_quant_cases_reach_the_edges():
+    """Case 1 has values on, and less than half a step beyond, both edges, where torch's rule and
+    TensorFlow's x-range rule differ; case 2 has exact ties beyond the edges (odd zero point)."""
+    (x, s, z, lo, hi, g), (x2, s2, z2, lo2, hi2, g2) = _fake_quant_cases()[:2]
+    q = np.rint(np.asarray(x, np.float64) / s) + z
+    assert {lo, hi} <= set(q.tolist())
+    in_x = (x >= (lo - z) * s) & (x <= (hi - z) * s)
+    in_q = (q >= lo) & (q <= hi)
+    assert (in_q & ~in_x).sum() == 2 and (in_x & ~in_q).sum() == 0
+    v = np.asarray(x2, np.float64) / s2
+    assert np.any((v % 1 == 0.5) & (np.rint(v) + z2 == hi2)) and np.any((v % 1 == 0.5) & (np.rint(v) + z2 < lo2))
+
+
+# ------------------------------------------------------------------------------ the quizzes
+QUIZ_ANSWERS = {ex.check_quiz_a: {1: 5, 2: "b", 3: "a", 4: "c", 5: "b"},
+                ex.check_quiz_b: {1: "b", 2: "c", 3: 4816, 4: "b", 5: "a"}}
+
+
+@pytest.mark.parametrize("check,notebook", [(ex.check_quiz_a, NOTEBOOK_A), (ex.check_quiz_b, NOTEBOOK_B)])
+def test_quiz_is_in_its_lesson_and_its_answers_pass(check, notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    assert any(check.markdown() in c.source for c in nb.cells if c.cell_type == "markdown")
+    quiz_id = "quiz2a" if check is ex.check_quiz_a else "quiz2b"
+    solution = next(c.source for c in nb.cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") == f"{quiz_id}-solution")
+    ns = {}
+    exec(solution, ns)
+    assert ns["quiz_answers"]() == QUIZ_ANSWERS[check]
+    status, msg = _status(check, ns["quiz_answers"])
+    assert status == "pass", msg
+
+
+@pytest.mark.parametrize("check", list(QUIZ_ANSWERS))
+def test_every_wrong_quiz_answer_gets_its_hint(check):
+    right = QUIZ_ANSWERS[check]
+    for number, question in enumerate(check.questions, 1):
+        assert question.why, question.prompt
+        if question.options:
+            wrong = [k for k in question.options if k != question.answer]
+            assert set(wrong) == set(question.why), f"Q{number}: a `why` for every wrong option"
+        else:
+            wrong = [question.answer + 1]
+        for answer in wrong:
+            hint = question.why[answer if question.options else "number"]
+            status, msg = _status(check, lambda number=number, answer=answer: {**right, number: answer})
+            assert status == "fail" and f"Q{number}:" in msg and hint in msg, (number, answer, msg)
+            assert "4 of 5 right" in msg
+
+
+def test_quiz_hints_do_not_give_the_answer_away():
+    for check in QUIZ_ANSWERS:
+        for q in check.questions:
+            if q.options:
+                right = q.options[q.answer]
+                assert all(right not in hint for hint in q.why.values()), q.prompt
+
+
+def test_quiz_numbers_are_the_lessons():
+    """Q1 of 02a (the zero point) and Q3 of 02b (the k-means bytes) computed as the lessons do."""
+    scale = (2.0 - -1.0) / 15
+    assert ex._ref_affine_qparams(-1.0, 2.0, 4) == (scale, ex.check_quiz_a.questions[0].answer)
+    assert int(np.ceil(300 * 64 * 2 / 8)) + 4 * 4 == ex.check_quiz_b.questions[2].answer

@@ -324,7 +324,7 @@ def test_default_rule_is_exact_round_half_even_of_the_quotient():
 
 
 def test_default_rule_is_the_exercise_reference():
-    """Lesson 02's exercise 2.1 checks the same formula the library uses by default."""
+    """Lesson 02a's exercise 2.1 checks the same formula the library uses by default."""
     from compresslab.exercises.lesson02 import _ref_quantize
 
     g = np.random.default_rng(5)

@@ -1,6 +1,6 @@
-"""Lesson 02 widget: every control changes the readout, and a change costs at most one
-quantization of the model and one evaluation on the test split (counted, not timed: wall-clock
-latency is benchmarks/widget_latency.py's job)."""
+"""Lesson 02b widget: every control changes the readout, and a change costs at most one
+quantization of the model and one evaluation on the split it is given -- the validation split in
+the lesson (counted, not timed: wall-clock latency is benchmarks/widget_latency.py's job)."""
 import ipywidgets  # noqa: F401  (the test extra installs it: a broken install fails here, loudly)
 import pytest
 
@@ -16,7 +16,7 @@ def explorer():
     d = data.load_digits(seed=0)
     m = nn.mlp((64, 300, 100, 10), seed=0)
     nn.fit(m, d.X_train, d.y_train, epochs=5, progress=False)
-    return quant_explorer(m, d.X_test, d.y_test, bits=4)
+    return quant_explorer(m, d.X_val, d.y_val, bits=4)
 
 
 def test_controls_change_the_readout_and_figure(explorer):
@@ -30,6 +30,17 @@ def test_controls_change_the_readout_and_figure(explorer):
         control.value = value
         assert explorer.readout.value != text
     assert explorer.figure.value.count("<svg") == 3
+
+
+def test_the_readout_names_the_split_it_scores(explorer):
+    """The lesson passes the validation split: the readout says so, and its accuracies are those
+    of the validation images (the test split is never read by the widget)."""
+    assert "validation accuracy" in explorer.readout.value and "test accuracy" not in explorer.readout.value
+    assert explorer.float_acc == nn.evaluate(explorer.model, explorer.X, explorer.y)
+    d = data.load_digits(seed=0)
+    assert len(explorer.y) == len(d.y_val) and (explorer.y == d.y_val).all()
+    other = quant_explorer(explorer.model, d.X_test, d.y_test, split="test", bits=2)
+    assert "test accuracy" in other.readout.value
 
 
 def test_more_bits_more_sqnr(explorer):
@@ -59,15 +70,16 @@ def counted(monkeypatch, owner, name, log):
 
 def test_a_change_costs_one_quantization_and_one_evaluation_a_revisit_nothing(explorer, monkeypatch):
     """The 100 ms budget as a machine-independent cost: a change quantizes the model once and
-    evaluates it once on the test split (never trains); going back to a setting costs nothing."""
-    model, n_test = explorer.model, len(explorer.y_test)
+    evaluates it once on the split it was given (never trains); going back to a setting costs
+    nothing."""
+    model, n_test = explorer.model, len(explorer.y)
     n_layers = len(explorer.layers)
     log = []
     for owner, name in ((nn, "evaluate"), (Q, "qparams"), (Q, "fake_quantize")):
         counted(monkeypatch, owner, name, log)
     monkeypatch.setattr(nn, "fit", lambda *a, **k: pytest.fail("a widget update trained a model"))
 
-    ex = quant_explorer(model, explorer.X_test, explorer.y_test, bits=2, scheme="affine",
+    ex = quant_explorer(model, explorer.X, explorer.y, bits=2, scheme="affine",
                         per_channel=False, observer="minmax")
     # the counters see the widget's own calls: the float accuracy, then the first setting
     assert [e for e in log if e[0] == "evaluate"] == [("evaluate", n_test)] * 2

@@ -85,3 +85,48 @@ def test_compare_errors(digits):
         report.compare([report.Variant("a")], d.X_test, d.y_test)
     with pytest.raises(ValueError, match="entries"):
         report.compare({"a": m}, d.X_test, d.y_test[:5])
+
+
+def test_energy_column_from_macs_bytes_and_precision(digits):
+    d = digits
+    big, small = cl.nn.mlp((64, 32, 10), seed=0), cl.nn.mlp((64, 8, 10), seed=0)
+    rep = report.compare([report.Variant("big", big),
+                          report.Variant("small", small),
+                          report.Variant("big int8", big, weight_bytes=64 * 32 + 32 * 10,
+                                         arithmetic="int8"),
+                          report.Variant("on chip", big, macs=100, weight_bytes=400),
+                          report.Variant("no model", predict=lambda X: cl.nn.predict(big, X), nbytes=9)],
+                         d.X_test, d.y_test, latency=False)
+    b, s, q, c, n = (rep.row(k) for k in ("big", "small", "big int8", "on chip", "no model"))
+    # defaults: every weight's MAC (a dense kernel), the bytes the runtime holds, float32
+    assert b["macs"] == cl.speed.model_cost(big).macs == 64 * 32 + 32 * 10
+    assert b["weight_bytes"] == b["memory"] == cl.nn.nbytes(big) and b["arithmetic"] == "float32"
+    want = cl.speed.inference_energy(b["macs"], b["weight_bytes"]).total_uj
+    assert b["energy_uj"] == pytest.approx(want)
+    assert s["energy_uj"] < b["energy_uj"]                      # fewer bytes read, fewer MACs
+    assert q["energy_uj"] == pytest.approx(cl.speed.inference_energy(
+        b["macs"], 64 * 32 + 32 * 10, arithmetic="int8").total_uj)
+    assert c["macs"] == 100 and c["energy_uj"] == pytest.approx(
+        cl.speed.inference_energy(100, 400).total_uj)
+    assert n["energy_uj"] is None and n["energy"] is None       # nothing to count
+    # DRAM dominates the estimate of the float32 model (Horowitz: 640 pJ per 32-bit read)
+    assert b["energy"].dram_pj / b["energy"].total_pj > 0.9
+    text = rep.table()
+    assert "energy uJ" in text and f"{b['energy_uj']:.2f}" in text
+    assert "energy uJ" not in rep.table(energy=False)
+    off = report.compare({"big": big}, d.X_test, d.y_test, latency=False, energy=False)
+    assert off.row("big")["energy_uj"] is None and "energy uJ" not in off.table()
+    with pytest.raises(ValueError, match="arithmetic"):
+        report.compare([report.Variant("x", big, arithmetic="int4")], d.X_test, d.y_test, latency=False)
+
+
+def test_table_shows_the_practical_band_verdict(digits):
+    d = digits
+    m = cl.nn.mlp((64, 8, 10), seed=0)
+    rep = report.compare({"a": m, "a again": m}, d.X_test, d.y_test, repeat=5, number=5)
+    verdict = rep.row("a again")["verdict"]
+    lo, hi = rep.row("a again")["speedup_ci"]
+    assert verdict in ("faster", "slower", "no practical difference", "no clear difference")
+    if 1 / (1 + cl.speed.AA_BAND) <= lo and hi <= 1 + cl.speed.AA_BAND:
+        assert verdict == "no practical difference"
+    assert verdict in rep.table()

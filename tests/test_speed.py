@@ -403,6 +403,9 @@ def test_break_even():
     assert speed.break_even([0.5, 0.8, 0.9, 0.95], [0.3, 1.1, 0.9, 2.5]) == 0.95
     assert speed.break_even([0.99, 0.5, 0.9], [4.0, 0.4, 1.2]) == 0.9
     assert speed.break_even([0.5, 0.9], [0.5, 1.0]) is None
+    assert speed.break_even([0.9, 0.95, 0.9], [1.2, 1.5, 0.98]) == 0.95   # repeats: every one must win
+    assert speed.break_even([0.9, 0.9, 0.95], [0.98, 1.2, 1.5]) == 0.95   # in any order
+    assert speed.break_even([], []) is None
     with pytest.raises(ValueError):
         speed.break_even([0.5], [1, 2])
 

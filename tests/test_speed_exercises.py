@@ -47,14 +47,9 @@ def linear_intensity(batch, n_in, n_out, bytes_per_value=4):
 
 def break_even(sparsities, speedups):
     ### BEGIN SOLUTION
-    pairs = sorted(zip(sparsities, speedups))
-    result = None
-    for s, v in reversed(pairs):
-        if v > 1:
-            result = s
-        else:
-            break
-    return result
+    not_faster = [s for s, v in zip(sparsities, speedups) if v <= 1]
+    faster_from = [s for s in sparsities if all(s > t for t in not_faster)]
+    return min(faster_from, default=None)
     ### END SOLUTION
 
 
@@ -117,6 +112,38 @@ def test_library_references_pass():
     assert ex.check_break_even(speed.break_even, quiet=True).status == PASS
     assert ex.check_intensity(lambda b, i, o, v=4: 2 * b * i * o / (v * (i * o + o + b * i + b * o)),
                               quiet=True).status == PASS
+
+
+# The checker's cases, by what they hold (the checker builds them inside; these mirror them).
+_BE_CASES = [
+    ([0.5, 0.7, 0.9, 0.95, 0.99], [0.2, 0.6, 1.3, 2.1, 5.0]),
+    ([0.5, 0.8, 0.9, 0.95], [0.3, 1.1, 0.9, 2.5]),
+    ([0.8, 0.9, 0.95], [0.7, 1.0, 1.4]),
+    ([0.9, 0.5, 0.95, 0.8, 0.99], [1.2, 0.4, 2.0, 1.1, 4.0]),
+    ([0.5, 0.9, 0.99], [0.1, 0.5, 0.9]),
+    ([0.6, 0.8], [1.5, 3.0]),
+    ([0.5, 0.9, 0.99], [0.3, 0.8, 1.0]),
+    ([0.99, 0.5, 0.9], [4.0, 0.4, 1.2]),
+]
+
+
+def test_break_even_reference_is_the_library():
+    """The checker's reference and speed.break_even agree: on random inputs, on empty input and
+    on repeated sparsities, in any order."""
+    rng = np.random.default_rng(3)
+    cases = list(_BE_CASES)
+    for _ in range(200):
+        n = int(rng.integers(1, 7))
+        s = list(rng.choice([0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99], size=n, replace=False))
+        cases.append((s, list(np.round(rng.uniform(0.5, 1.5, n), 1))))
+    for s, v in cases:
+        assert ex._ref_break_even(s, v) == speed.break_even(s, v), (s, v)
+    assert ex._ref_break_even([], []) is None and speed.break_even([], []) is None
+    # a repeated sparsity: both take every measurement, in any order
+    s, v = [0.5, 0.9, 0.9, 0.95], [0.3, 0.8, 1.1, 2.5]
+    for f in (ex._ref_break_even, speed.break_even):
+        assert f(s, v) == f(s[::-1], v[::-1]) == 0.95
+        assert f([0.95, 0.8, 0.95], [2.0, 0.9, 1.6]) == 0.95
 
 
 @pytest.mark.parametrize("check", [ex.check_amdahl, ex.check_intensity, ex.check_break_even,
@@ -233,6 +260,10 @@ def test_intensity_default_bytes_per_value_is_used():
     (ex._be_last_slower, "one tested point too low"),
     (ex._be_interpolated, "interpolated"),
     (ex._be_unsorted, "any order"),
+    (ex._be_repeat_best, "every measurement at it is"),
+    (ex._be_repeat_mean, "averaged the repeated measurements"),
+    (ex._be_repeat_last, "a dict"),
+    (ex._be_none_on_repeats, "a valid input"),
 ])
 def test_break_even_each_mistake_named(mistake, words):
     _fails_with(ex.check_break_even, mistake, words)
@@ -281,6 +312,60 @@ def test_break_even_plausible_wrong_answers(answer, words):
     _fails_with(ex.check_break_even, answer, words)
 
 
+def _sorted_pairs_loop(sparsities, speedups):
+    """The lesson's solution before repeated sparsities were allowed: sorting the pairs puts a
+    repeated sparsity's slower measurement first, and the loop from the top takes the
+    sparsity on its faster one before it stops."""
+    pairs = sorted(zip(sparsities, speedups))
+    result = None
+    for s, v in reversed(pairs):
+        if v > 1:
+            result = s
+        else:
+            break
+    return result
+
+
+def _via_dict(sparsities, speedups):
+    return _sorted_pairs_loop(*zip(*dict(zip(sparsities, speedups)).items())) if sparsities else None
+
+
+def _mean_of_repeats(sparsities, speedups):
+    groups = {}
+    for s, v in zip(sparsities, speedups):
+        groups.setdefault(s, []).append(v)
+    means = {s: sum(v) / len(v) for s, v in groups.items()}
+    return break_even(list(means), list(means.values()))
+
+
+def _refuses_repeats(sparsities, speedups):
+    if len(set(sparsities)) < len(sparsities):
+        return None
+    return break_even(sparsities, speedups)
+
+
+@pytest.mark.parametrize("answer, words", [
+    (_sorted_pairs_loop, "every measurement at it is"),
+    (_via_dict, "keeps only the last one"),
+    (_mean_of_repeats, "not their mean"),
+    (_refuses_repeats, "a valid input"),
+    (lambda s, v: break_even(s, v) if len(s) else float("nan"), "with no measurements"),
+    (lambda s, v: break_even(s, v) if len(s) else 0.0, "with no measurements"),
+])
+def test_break_even_repeats_and_empty_input(answer, words):
+    _fails_with(ex.check_break_even, answer, words)
+
+
+def test_break_even_empty_input_that_raises_says_where():
+    def uses_max(sparsities, speedups):
+        top = max(sparsities)              # ValueError on no measurements
+        return break_even(sparsities, speedups) if top else None
+    r = ex.check_break_even(uses_max, quiet=True)
+    assert r.status == ERROR and "no measurements at all" in r.message, r
+    assert ex.check_break_even(lambda s, v: _sorted_pairs_loop(s, v) if len(set(s)) == len(s)
+                               else break_even(s, v), quiet=True).passed
+
+
 def test_break_even_rejects_strings():
     # float("0.9") == 0.9: a string must not pass on the cases whose answer is 0.9
     r = _fails_with(ex.check_break_even, lambda s, v: "0.9", "got str")
@@ -327,6 +412,7 @@ def test_csr_cases_cover_the_edges_and_agree_with_scipy_and_dense():
     (ex._mv_len_x, "one entry per column"),
     (ex._mv_x_by_row, "x[i], x at the row"),
     (ex._mv_reduceat, "reduceat"),
+    (ex._mv_bincount_short, "minlength=len(indptr) - 1"),
 ])
 def test_csr_matvec_each_mistake_named(mistake, words):
     _fails_with(ex.check_csr_matvec, mistake, words)
@@ -433,3 +519,127 @@ def test_csr_matvec_other_answers():
         x[:] = 0
         return y
     assert ex.check_csr_matvec(modifies, quiet=True).passed
+
+
+def test_csr_reference_is_float64_on_every_case():
+    for case, _ in ex._CSR_CASES:
+        assert all(np.asarray(a).dtype in (np.float64, np.int64) for a in case.args)
+        assert ex._ref_csr_matvec(*case.args).dtype == np.float64, case.description
+
+
+def _rows_of(indptr):
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+
+
+def _bincount(data, indices, indptr, x):
+    """Vectorised and right on the values: np.bincount with weights and minlength."""
+    return np.bincount(_rows_of(indptr), weights=data * x[indices], minlength=len(indptr) - 1)
+
+
+def _list_of_ints(data, indices, indptr, x):
+    y = [0] * (len(indptr) - 1)
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        if e > s:
+            y[i] = float(np.dot(data[s:e], x[indices[s:e]]))
+    return y
+
+
+def _int_accumulator(data, indices, indptr, x):
+    y = np.zeros_like(indptr[:-1])
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _float32_accumulator(data, indices, indptr, x):
+    y = np.zeros(len(indptr) - 1, dtype=np.float32)
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        y[i] = np.sum(data[s:e] * x[indices[s:e]])
+    return y
+
+
+def _float32_inside(data, indices, indptr, x):
+    return csr_matvec(data.astype(np.float32), indices, indptr, x.astype(np.float32))
+
+
+@pytest.mark.parametrize("answer, words", [
+    (_float32_accumulator, "y is float32"),
+    (lambda *a: csr_matvec(*a).astype(np.float16), "y is float16"),
+    (_int_accumulator, "truncates every sum"),
+    (_bincount, "np.bincount returns integer zeros"),
+    (_list_of_ints, "a list of Python ints"),
+    (_float32_inside, "5 significant digits but not to 9"),
+    (lambda *a: np.round(csr_matvec(*a), 6), "or rounded"),
+    (lambda *a: csr_matvec(*a).astype(complex), "return a float64 NumPy array"),
+])
+def test_csr_matvec_dtype_rule_is_enforced_with_a_specific_hint(answer, words):
+    r = _fails_with(ex.check_csr_matvec, answer, words)
+    assert "float64" in r.message
+
+
+def test_csr_matvec_correct_vectorised_answers_pass():
+    # results are judged, not code: a bincount that keeps the rules passes
+    assert ex.check_csr_matvec(lambda *a: _bincount(*a).astype(np.float64), quiet=True).passed
+    def via_searchsorted(data, indices, indptr, x):
+        rows = np.searchsorted(indptr, np.arange(len(data)), side="right") - 1
+        y = np.zeros(len(indptr) - 1)
+        np.add.at(y, rows, data * x[indices])
+        return y
+    assert ex.check_csr_matvec(via_searchsorted, quiet=True).passed
+    # the float32 accumulator's values are close enough to pass a loose check: the dtype decides
+    case = ex._CSR_CASES[0][0]
+    assert np.allclose(_float32_accumulator(*case.args), ex._ref_csr_matvec(*case.args), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# The self-check quiz
+# --------------------------------------------------------------------------------------------
+QUIZ_ANSWERS = {1: "b", 2: "b", 3: 12.5, 4: 0.5}
+
+
+def test_quiz_right_answers_pass_and_match_the_lesson():
+    assert ex.check_quiz(lambda: dict(QUIZ_ANSWERS), quiet=True).passed
+    source = _solution_cell("quiz4-solution")
+    namespace = {}
+    exec(source, namespace)
+    assert namespace["quiz_answers"]() == QUIZ_ANSWERS
+    assert ex.check_quiz(namespace["quiz_answers"], quiet=True).passed
+    assert ex.check_quiz(_nie, quiet=True).status == NOT_ATTEMPTED
+    nb = json.loads(LESSON.read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert ex.check_quiz.markdown() in text
+
+
+def test_quiz_numbers_computed_from_their_prompts():
+    peak, bandwidth, intensity = 100e9, 25e9, 0.5             # Q3: the roofline
+    assert min(peak, intensity * bandwidth) / 1e9 == QUIZ_ANSWERS[3]
+    s = np.linspace(0, 1, 100001)                               # Q4: CSR bytes vs dense bytes
+    csr_bytes, dense_bytes = (1 - s) * (4 + 4), 4.0
+    assert s[np.argmax(csr_bytes < dense_bytes)] == pytest.approx(QUIZ_ANSWERS[4], abs=1e-4)
+
+
+WRONG_QUIZ = [(1, "a"), (1, "c"), (1, "d"), (2, "a"), (2, "c"), (2, "d"),
+              (3, 100), (3, 4), (3, 50), (4, 50), (4, 0.0), (4, 0.8)]
+
+
+@pytest.mark.parametrize("question, wrong", WRONG_QUIZ)
+def test_quiz_each_wrong_answer_gets_its_hint(question, wrong):
+    q = ex.check_quiz.questions[question - 1]
+    answers = {**QUIZ_ANSWERS, question: wrong}
+    r = _fails_with(ex.check_quiz, lambda: answers, f"Q{question}: ")
+    hint = q.why[wrong] if q.options else q.why["number"]
+    assert hint in r.message
+    assert "3 of 4 right" in r.message
+
+
+def test_quiz_hints_cover_every_wrong_option_and_never_give_the_answer():
+    for q in ex.check_quiz.questions:
+        if q.options:
+            assert set(q.why) == set(q.options) - {q.answer}
+            right = q.options[q.answer].split(":")[0].strip('"')
+            assert all(right not in hint for hint in q.why.values()), q.prompt
+        else:
+            assert set(q.why) == {"number"} and f"{q.answer:g}" not in q.why["number"]

@@ -138,3 +138,28 @@ def test_benchmark_dashboard_times_numpy_models_without_torch(monkeypatch):
     np.testing.assert_allclose(v["shrunk"](x), v["masked"](x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="engine"):
         speed.build_variants(sizes=(32, 64, 64, 10), engine="jax")
+
+
+def test_speedups_plot_shades_the_practical_band():
+    """Lesson 04 draws compare's practical band behind the speedup bars: the grey span covers
+    [1 / (1 + band), 1 + band]; without ``band`` there is none."""
+    import matplotlib.pyplot as plt
+
+    from compresslab.plots import speed as sp
+
+    rows = [{"name": "dense", "speedup": 1.0, "ci_low": 1.0, "ci_high": 1.0},
+            {"name": "copy", "speedup": 0.99, "ci_low": 0.98, "ci_high": 1.0},
+            {"name": "shrunk", "speedup": 3.1, "ci_low": 3.0, "ci_high": 3.2}]
+
+    def band_patches(fig):
+        return [p for p in fig.axes[0].patches if "no practical difference" in str(p.get_label())]
+
+    fig = sp.speedups(rows, band=speed.AA_BAND)
+    (band,) = band_patches(fig)
+    display = band.get_path().transformed(band.get_transform()).vertices
+    ys = fig.axes[0].transData.inverted().transform(display)[:, 1]      # data coordinates
+    assert min(ys) == pytest.approx(1 / 1.05) and max(ys) == pytest.approx(1.05)
+    plt.close(fig)
+    fig = sp.speedups(rows)
+    assert not band_patches(fig)
+    plt.close(fig)

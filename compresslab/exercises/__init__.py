@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 
 from ._core import (
     ERROR,
@@ -41,9 +42,14 @@ def all_checkers() -> dict[str, dict]:
     return dict(sorted(REGISTRY.items(), key=lambda kv: _order(kv[0])))
 
 
-def _order(exercise: str) -> list[int]:
-    """"1.2" -> [1, 2]; a lesson's quiz ("1.quiz") comes after its exercises."""
-    return [int(p) if p.isdigit() else 10**6 for p in exercise.split(".")]
+def _order(exercise: str) -> list[tuple[int, str]]:
+    """"1.2" -> [(1, ""), (2, "")], "2a.quiz" -> [(2, "a"), (10**6, "quiz")]: by lesson number,
+    then exercise number; a lesson's quiz comes after its exercises."""
+    key = []
+    for part in exercise.split("."):
+        m = re.match(r"(\d*)(.*)", part)
+        key.append((int(m.group(1)) if m.group(1) else 10**6, m.group(2)))
+    return key
 
 
 def __getattr__(name: str):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ._core import Case, Feedback, Mistake, call, checker, compare_cases, same, same_number
+from ._core import Case, Feedback, Mistake, Question, call, checker, compare_cases, quiz, same, same_number
 
 
 def _reference_bytes(model, bits=32):
@@ -265,3 +265,76 @@ def check_linear_relu_backward(backward):
         raise Feedback(_explain_grads(got, want, fd_case) + " (compared with finite differences of the loss)")
     return message[:-1] + " (compresslab.nn's Linear, ReLU and cross_entropy backward), and with " \
         "finite differences of the loss on a float64 case."
+
+
+# ------------------------------------------------------------------ self-check quiz
+check_quiz = quiz("0.quiz", "00_tour", [
+    Question(
+        "The lesson's CNN has fewer parameters than its MLP. What did the lesson find for one "
+        "image (batch 1)?",
+        "b",
+        options={
+            "a": "The CNN does fewer multiply-adds and runs faster: fewer parameters mean less compute.",
+            "b": "The CNN does more multiply-adds and runs slower: its filters are applied at "
+                 "every position of the image.",
+            "c": "Both do the same number of multiply-adds, since every parameter takes part in "
+                 "exactly one multiply-add.",
+            "d": "The CNN does more multiply-adds but runs faster, since it has fewer weights to read.",
+        },
+        why={
+            "a": "parameters measure storage, not compute: a convolution applies each filter "
+                 "weight at every position of the image, so one weight takes part in many "
+                 "multiply-adds.",
+            "c": "one multiply-add per parameter holds for a Linear layer at batch 1, not for a "
+                 "convolution, whose filters are reused at every position.",
+            "d": "look again at the batch-1 timings the lesson printed for the two models; fewer "
+                 "weights did not make up for the extra work (and im2col's copies).",
+        }),
+    Question(
+        "How many bytes do the MLP's 50,610 parameters take if each one is stored with 3 bits "
+        "(packed together)?",
+        18979,
+        why={"number": "bytes = parameters x bits / 8, and a partly filled last byte still costs "
+                       "a whole byte: round the total up (not down, not to the nearest), and "
+                       "do not give each parameter a byte of its own."}),
+    Question(
+        "Why does the lesson choose its settings on the validation split and read each model's "
+        "test accuracy only once, to report it?",
+        "c",
+        options={
+            "a": "The test split is much smaller than the validation split, so its accuracy is "
+                 "too noisy to choose settings with.",
+            "b": "Evaluating a model on the test split changes its weights.",
+            "c": "Settings picked for their test accuracy are fitted to those particular test "
+                 "images, so the reported number would be optimistic for new data.",
+            "d": "The lesson does not have the test labels, so it can only score the test split once.",
+        },
+        why={
+            "a": "the two splits are the same size up to one image (360 and 359, both stratified "
+                 "by class): size is not the reason.",
+            "b": "evaluation runs the forward pass only and changes nothing in the model; the harm "
+                 "comes from the decisions you make with the number.",
+            "d": "the lesson has the test labels: it computes the test accuracy from them. The "
+                 "rule is a discipline, not a technical limit.",
+        }),
+    Question(
+        "In the lesson's energy estimate (batch 1, Horowitz's 45 nm numbers, weights read once "
+        "from DRAM), storing the MLP's weights as int8 instead of float32 cuts the energy per "
+        "inference by about what factor?",
+        "b",
+        options={
+            "a": "About 15x: an int8 multiply-add costs about 15 times less than a float32 one.",
+            "b": "About 4x: an int8 weight takes a quarter of the bytes of a float32 one.",
+            "c": "Not at all: the model does the same number of multiply-adds.",
+            "d": "About 170x: a DRAM read costs about 170 times a float32 multiply.",
+        },
+        why={
+            "a": "that factor would apply if the multiply-adds dominated the estimate; look at "
+                 "which term the lesson's estimate is made of, and how that term changes.",
+            "c": "the estimate is not only multiply-adds: it also counts every byte of weights "
+                 "read from DRAM, and int8 weights take fewer bytes.",
+            "d": "that ratio compares two different operations of one model; going to int8 "
+                 "changes how many bytes are read and what each multiply-add costs, it does not "
+                 "replace DRAM reads by multiplies.",
+        }),
+])

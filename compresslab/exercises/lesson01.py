@@ -1,4 +1,5 @@
-"""Checkers for lesson 01 (pruning)."""
+"""Checkers for lesson 01 (pruning): exercises 1.1 to 1.5, and ``check_quiz``, the lesson's
+self-check quiz ("1.quiz")."""
 from __future__ import annotations
 
 import itertools
@@ -7,7 +8,7 @@ import math
 import numpy as np
 
 from .. import prune
-from ._core import Case, Feedback, Mistake, checker, compare_cases, same, same_number
+from ._core import Case, Feedback, Mistake, Question, checker, compare_cases, quiz, same, same_number
 
 
 def _tie_free(shape, seed):
@@ -795,23 +796,24 @@ def _ref_agp(step, initial_sparsity, final_sparsity, begin_step, end_step, frequ
 
 
 def _agp_variant(power=3, t_over_n=False, swapped=False, rounding="begin", clamp_begin=True,
-                 clamp_end=True, end_first=True):
-    """A learner's AGP with one classic mistake (the defaults give the reference)."""
+                 clamp_end=True, drop_initial=False, after_end="final",
+                 before_begin="initial"):
+    """A learner's AGP with one classic mistake (the defaults give the reference). Rules 1 and 2
+    of the statement return ``initial`` / ``final`` directly, as a learner writes them; a
+    mistake in the formula therefore shows only on the ramp, where the formula runs."""
 
     def answer(step, initial, final, begin_step, end_step, frequency):
         if swapped:
             initial, final = final, initial
         if clamp_begin and step < begin_step:
-            p = 0.0
-        elif clamp_end and end_first and step >= end_step:
-            p = 1.0
-        else:
-            t = {"begin": _last_update(step, begin_step, frequency),
-                 "zero": step // frequency * frequency, "none": step}[rounding]
-            p = (t - begin_step) / (end_step - begin_step)
-            if clamp_end:
-                p = min(p, 1.0)
-        return final + (initial - final) * (p if t_over_n else 1.0 - p) ** power
+            return initial if before_begin == "initial" else final
+        if clamp_end and step >= end_step:
+            return final if after_end == "final" or step == end_step else initial
+        t = {"begin": _last_update(step, begin_step, frequency),
+             "zero": step // frequency * frequency, "none": step}[rounding]
+        p = (t - begin_step) / (end_step - begin_step)
+        start = 0.0 if drop_initial else initial
+        return final + (start - final) * (p if t_over_n else 1.0 - p) ** power
 
     return answer
 
@@ -820,11 +822,11 @@ def _agp_cases():
     rows = [
         (30, 0.0, 0.8, 0, 100, 10, "30% of the way"),
         (47, 0.0, 0.8, 0, 100, 10, "between two updates: the mask still has step 40's sparsity"),
+        (60, 0.5, 0.9, 0, 80, 20, "a nonzero initial_sparsity"),
         (58, 0.1, 0.9, 15, 115, 20, "updates at 15, 35, 55, ...: counted from begin_step, not from 0"),
-        (150, 0.0, 0.8, 0, 100, 10, "after end_step: final_sparsity"),
+        (150, 0.1, 0.8, 0, 100, 10, "after end_step: final_sparsity"),
         (5, 0.2, 0.9, 20, 120, 10, "before begin_step: initial_sparsity"),
         (20, 0.3, 0.9, 20, 120, 10, "step = begin_step: initial_sparsity"),
-        (60, 0.5, 0.9, 0, 80, 20, "a nonzero initial_sparsity"),
         (100, 0.0, 0.75, 0, 100, 10, "step = end_step: final_sparsity"),
         (40, 0.0, 0.9, 40, 40, 5, "begin_step = end_step: final_sparsity at once"),
         (123, 0.0, 0.6, 0, 200, 1, "frequency = 1: every step is an update"),
@@ -855,10 +857,36 @@ _AGP_MISTAKES = [
     Mistake(_agp_variant(clamp_begin=False), "no clamping before begin_step: there the fraction "
             "(t - t0) / (n dt) is negative and the sparsity falls below initial_sparsity. For step "
             "< begin_step return initial_sparsity."),
-    Mistake(_agp_variant(end_first=False), "you rounded the step down before checking end_step: "
-            "past end_step the rounded step still overshoots the ramp. Check step >= end_step first "
-            "and return final_sparsity."),
+    Mistake(_agp_variant(after_end="initial"), "after end_step you returned initial_sparsity, as "
+            "if pruning stopped there; the ramp is over but the mask stays at final_sparsity for "
+            "every step >= end_step (rule 2)."),
+    Mistake(_agp_variant(before_begin="final"), "before begin_step you returned final_sparsity; "
+            "pruning has not started yet, so the mask still has initial_sparsity (rule 1)."),
+    Mistake(_agp_variant(drop_initial=True), "your ramp starts from 0, not from initial_sparsity: "
+            "you left s_i out of the formula (or set it to 0). At begin_step the mask has s_i, and "
+            f"the ramp goes from there to s_f: {_AGP_FORMULA}."),
 ]
+
+
+def _explain_agp(got, want, case):
+    """A wrong number that no classic mistake explains, on a case where the rules (not the
+    formula) decide: say which rule gives the answer there."""
+    step, s_i, s_f, begin_step, end_step, _ = case.args
+    you = f"you returned {float(got):.6g}"
+    if begin_step == end_step and step >= end_step:
+        return (f"with begin_step = end_step there is no ramp: rule 2 (step >= end_step) applies "
+                f"at once and gives final_sparsity = {s_f}; {you}. Check rule 2 before the formula, "
+                f"whose n dt = end_step - begin_step is 0 there (seen on {case.description}).")
+    if step > end_step:
+        return (f"after end_step the ramp is over: the mask keeps final_sparsity = {s_f} for every "
+                f"step >= end_step (rule 2), not only at end_step; {you} (seen on {case.description}).")
+    if step == end_step:
+        return (f"at step = end_step the ramp is over: rule 2 (step >= end_step, with >=) gives "
+                f"final_sparsity = {s_f}; {you} (seen on {case.description}).")
+    if step < begin_step:
+        return (f"before begin_step pruning has not started: rule 1 gives initial_sparsity = {s_i}; "
+                f"{you} (seen on {case.description}).")
+    return None
 
 
 @checker("1.5", "the AGP sparsity schedule", lesson="01_pruning")
@@ -869,4 +897,96 @@ def check_agp_sparsity(agp_sparsity):
     ``begin_step + (step - begin_step) // frequency * frequency``; compared with
     :func:`prune.polynomial_decay` at that step, to 1e-7."""
     return compare_cases(agp_sparsity, _ref_agp, _agp_cases(), _AGP_MISTAKES,
-                         equal=same_number("the sparsity at that step, a float", tol=1e-7))
+                         equal=same_number("the sparsity at that step, a float", tol=1e-7),
+                         explain=_explain_agp)
+
+
+# ------------------------------------------------------------------ self-check quiz
+check_quiz = quiz("1.quiz", "01_pruning", [
+    Question(
+        "Section 1 pruned half of layer 0 by the *signed* value (the 50% most negative weights) "
+        "and lost far more accuracy than pruning the 50% smallest |w|. Why?",
+        "a",
+        options={
+            "a": "It removes the strongly negative weights, which contribute as much to a neuron "
+                 "as equally large positive ones.",
+            "b": "Negative weights matter more than positive ones, so they should always be kept.",
+            "c": "It prunes more weights than magnitude pruning does at the same amount.",
+            "d": "It breaks ties at the threshold in a different order.",
+        },
+        why={
+            "b": "the sign does not make a weight important: -0.3 contributes exactly as much to "
+                 "w * x as +0.3. Neither sign is special.",
+            "c": "both masks prune exactly half of the weights of the layer; only which ones "
+                 "differs.",
+            "d": "trained float weights almost never tie, and a tie would move one weight at "
+                 "most; the gap the lesson measured is tens of points.",
+        }),
+    Question(
+        "How many weights does `prune.magnitude(w, 0.25)` prune when `w` has 10 entries?",
+        2,
+        why={"number": "k = round(amount * n), with Python's round as torch uses it: look up how "
+                       "it rounds a value that ends in exactly .5 (neither always up nor always "
+                       "down)."}),
+    Question(
+        "Section 6 zeroed half of the hidden neurons of the 64-1024-1024-10 MLP with a mask, "
+        "keeping the matrix shapes. How many multiply-adds does that masked model do per batch "
+        "of 64, compared with the dense model's 71,958,528?",
+        "b",
+        options={
+            "a": "About half as many: half of the neurons are gone.",
+            "b": "Exactly as many: a dense matrix product multiplies the zeros too.",
+            "c": "About a quarter as many: both hidden layers are halved, so the middle matrix "
+                 "is a quarter of its size.",
+            "d": "Slightly more: applying the mask costs extra multiplications.",
+        },
+        why={
+            "a": "the neurons are zeroed, not gone: the matrices keep their shapes, and a dense "
+                 "matrix product does not look at the values it multiplies.",
+            "c": "that is what removing the neurons saves (the shrunk model); a mask keeps every "
+                 "row and column in place.",
+            "d": "the mask was applied once, to the stored weights (apply_masks); inference then "
+                 "runs the same dense products as before.",
+        }),
+    Question(
+        "Two pruning recipes, one seed each, score 96.9% and 96.4% on the 360 validation images. "
+        "What does this comparison show?",
+        "c",
+        options={
+            "a": "The first recipe is better: its accuracy is higher.",
+            "b": "The validation split cannot separate them, so score both on the test split and "
+                 "keep the better one.",
+            "c": "No real difference: the 0.5-point gap is smaller than the binomial standard "
+                 "error of one such accuracy, about 0.9 points.",
+            "d": "The second recipe is better: a lower validation accuracy means less "
+                 "overfitting.",
+        },
+        why={
+            "a": "one seed on 360 images: each accuracy is uncertain by sqrt(p (1 - p) / n). "
+                 "Compare the gap with that before calling it real.",
+            "b": "the test split is read once, for the final claim: choosing between recipes on "
+                 "it fits the choice to the test images. And it is no larger (359 images), so it "
+                 "would not separate them either.",
+            "d": "both models were scored on the same held-out images; a lower held-out accuracy "
+                 "says nothing about overfitting, and the gap is within the noise anyway.",
+        }),
+    Question(
+        "`cl.speed.compare` measures a speedup of 1.03x with the 95% interval [1.01, 1.04]. "
+        "Which verdict does it print?",
+        "c",
+        options={
+            "a": "faster",
+            "b": "no clear difference",
+            "c": "no practical difference",
+            "d": "slower",
+        },
+        why={
+            "a": "the whole interval is above 1, but 'faster' needs it above 1.05: the practical "
+                 "band AA_BAND = 5 % is there because two copies of the same weights already "
+                 "time up to about 3 % apart.",
+            "b": "'no clear difference' is for an interval that crosses an edge of the band "
+                 "[1/1.05, 1.05]; check where both ends of this one lie.",
+            "d": "a speedup above 1 means the variant took less time than the baseline, not "
+                 "more.",
+        }),
+])

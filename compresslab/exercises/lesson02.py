@@ -1,4 +1,6 @@
-"""Checkers for lesson 02 (quantization).
+"""Checkers for lessons 02a (quantization I) and 02b (quantization II).
+
+Lesson 02a_quantization:
 
 2.1 ``quantize_affine(x, scale, zero_point, qmin, qmax)`` -- round half to even, add the zero
     point, clamp; integers out.
@@ -6,6 +8,15 @@
 2.3 ``symmetric_quantize(x, bits)`` -- the narrow symmetric range ``[-(2**(b-1) - 1), 2**(b-1) - 1]``.
 2.4 ``requantize_int(acc, M, zero_point, qmin, qmax)`` -- integer-only requantization: ``M`` as
     ``M0 * 2**-n`` (np.frexp), a rounding right shift in int64, the zero point, the clamp.
+2a.quiz the lesson's self-check quiz.
+
+Lesson 02b_quantized_models:
+
+2.5 ``fake_quant_ste(x, scale, zero_point, qmin, qmax, grad_out)`` -- fake quantization with the
+    straight-through estimator: ``(x_hat, grad_x)``, the forward pass quantize-dequantize and the
+    backward pass of ``quant.FakeQuant`` (torch's ``fake_quantize_per_tensor_affine``): the
+    gradient passes where the clamp left ``round(x / scale) + zero_point`` unchanged, else 0.
+2b.quiz the lesson's self-check quiz.
 
 One rule for every integer the lessons call "the integers" (q in 2.1 and 2.3, the zero point in
 2.2): the values are compared first, so a wrong formula is named whatever the type; once the
@@ -20,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quant import quantize_multiplier, requantize
-from ._core import Case, Feedback, Mistake, call, checker, compare_cases
+from ..quant import FakeQuant, QParams, fake_quantize, quantize_multiplier, requantize
+from ._core import Case, Feedback, Mistake, Question, call, checker, compare_cases, quiz
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -192,7 +203,7 @@ _QUANTIZE_MISTAKES = [
 ]
 
 
-@checker("2.1", "quantize with round-half-even and clamping", lesson="02_quantization")
+@checker("2.1", "quantize with round-half-even and clamping", lesson="02a_quantization")
 def check_quantize_affine(quantize_affine):
     """``quantize_affine(x, scale, zero_point, qmin, qmax)`` returns the integers
     ``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)``."""
@@ -344,7 +355,7 @@ _QPARAMS_MISTAKES = [
 ]
 
 
-@checker("2.2", "scale and zero point of an affine quantizer", lesson="02_quantization")
+@checker("2.2", "scale and zero point of an affine quantizer", lesson="02a_quantization")
 def check_affine_qparams(affine_qparams):
     """``affine_qparams(x_min, x_max, bits)`` returns ``(scale, zero_point)`` for the unsigned
     range ``[0, 2**bits - 1]``: ``scale = (x_max - x_min) / (qmax - qmin)``,
@@ -473,7 +484,7 @@ _SYMMETRIC_MISTAKES = [
 ]
 
 
-@checker("2.3", "symmetric quantization (narrow range)", lesson="02_quantization")
+@checker("2.3", "symmetric quantization (narrow range)", lesson="02a_quantization")
 def check_symmetric_quantize(symmetric_quantize):
     """``symmetric_quantize(x, bits)`` returns ``(q, scale)`` with ``qmax = 2**(bits-1) - 1``,
     ``scale = max|x| / qmax`` and ``q = clamp(round(x / scale), -qmax, qmax)``."""
@@ -591,7 +602,7 @@ _REQUANT_MISTAKES = [
 ]
 
 
-@checker("2.4", "integer-only requantization", lesson="02_quantization")
+@checker("2.4", "integer-only requantization", lesson="02a_quantization")
 def check_requantize_int(requantize_int):
     """``requantize_int(acc, M, zero_point, qmin, qmax)`` returns the int64 array
     ``clamp(zero_point + ((acc * M0 + 2**(n-1)) >> n), qmin, qmax)`` with ``M = M0 * 2**-n``,
@@ -636,3 +647,347 @@ def check_requantize_int(requantize_int):
     message = compare_cases(requantize_int, _ref_requantize_int, cases, _REQUANT_MISTAKES, equal=equal)
     _integer_type_hint(requantize_int, cases, lambda q: q, "q")
     return message
+
+
+# ------------------------------------------------------------------------------ 2a.quiz
+check_quiz_a = quiz("2a.quiz", "02a_quantization", [
+    Question(
+        "A 4-bit **unsigned affine** quantizer (integers 0 to 15) covers the range "
+        "$[-1.0, 2.0]$. What is its zero point?",
+        answer=5, tol=0,
+        why={"number": "compute the scale first, s = (x_max - x_min) / (qmax - qmin), then the "
+                       "integer that stands for 0.0: z = qmin - round(x_min / s)."}),
+    Question(
+        "In section 3 the rescaled model (one layer-1 channel 16 times wider, same function) "
+        "collapsed to about chance with 4-bit **per-tensor** weights but kept its accuracy per "
+        "channel. What is the cause?",
+        answer="b",
+        options={"a": "per-channel quantization stores more bits per weight",
+                 "b": "one scale must cover the outlier channel, so the step is too coarse for "
+                      "every other channel and most of their weights round to a few levels",
+                 "c": "the rescaling changed what the network computes",
+                 "d": "per-tensor min-max clips the outlier channel's largest weights"},
+        why={"a": "both use 4 bits per weight; per channel only adds one scale per output "
+                  "channel, a few hundred bytes.",
+             "c": "ReLU is positively homogeneous: the float accuracy was the same before and "
+                  "after the rescaling (the cell printed it).",
+             "d": "min-max takes the range from the largest entry, so nothing is clipped."}),
+    Question(
+        "With an exact tie, $x / s = 2.5$, when do `Q.quantize` (round, then add $z$) and "
+        "torch 2.13's `quantize_per_tensor` give different integers?",
+        answer="a",
+        options={"a": "when the zero point is odd",
+                 "b": "on every tie, whatever the zero point",
+                 "c": "only when the scale is not a power of two",
+                 "d": "never: they differ only next to a tie, not on one"},
+        why={"b": "with an even zero point (z = 8 in section 1's table) no value changed: adding "
+                  "an even integer before rounding keeps the even neighbour even.",
+             "c": "with s = 0.125, a power of two, 27 of the 40 ties moved in one row of "
+                  "section 1's table.",
+             "d": "section 1's table shows exact ties (s = 0.125, x / s exactly k + 1/2) that "
+                  "moved to another integer."}),
+    Question(
+        "In section 4 the clipping observers (percentile, MSE) beat min-max at 4 bits but not "
+        "at 8 bits, on the same activations. Why?",
+        answer="c",
+        options={"a": "at 8 bits the activations have no outliers",
+                 "b": "clipping error disappears at 4 bits",
+                 "c": "at 4 bits the step is 16 times coarser, so rounding error dominates and "
+                      "giving up a little range for a finer step pays off",
+                 "d": "percentile and MSE observers are meant for low bit widths only"},
+        why={"a": "the activations, and their outliers, are the same at both bit widths: only "
+                  "the grid changed.",
+             "b": "clipping error depends on the range, not on the bit width: a clipped value is "
+                  "clamped at any bit width.",
+             "d": "an observer only picks a range, at any bit width: the MSE search ran at 8 "
+                  "bits too (section 4's table)."}),
+    Question(
+        "An int8 Linear layer accumulates in int32 and must then multiply by the real number "
+        "$M = s_x s_w / s_y$ (about 0.001 in section 5). How does an integer-only kernel "
+        "(Jacob et al. 2018) apply $M$?",
+        answer="b",
+        options={"a": "it converts the accumulator to float, multiplies by M and rounds",
+                 "b": "it multiplies by an integer M0 and does a rounding right shift by n, "
+                      "with M = M0 * 2**-n",
+                 "c": "it divides the accumulator by the integer round(1 / M)",
+                 "d": "it skips M: the next layer's scale absorbs it"},
+        why={"a": "that is float arithmetic, which integer-only hardware does not have (or does "
+                  "slowly); the point is to stay in integers.",
+             "c": "1 / M is not an integer; rounding it (about 1000) changes the result by up to "
+                  "a part in 2000 and integer division truncates instead of rounding.",
+             "d": "M is about 0.001, far from 1, and it differs per output channel: the output "
+                  "integers would be wrong by that factor."}),
+])
+
+
+# ------------------------------------------------------------------------------ 2.5
+def _ref_fake_quant_ste(x, scale, zero_point, qmin, qmax, grad_out):
+    """The library's FakeQuant with the given quantizer: forward ``fake_quantize``, backward the
+    clipped straight-through estimator (torch's ``fake_quantize_per_tensor_affine`` gradient)."""
+    qp = QParams(scale, zero_point, qmin, qmax)
+    fq = FakeQuant(bits=8)
+    fq.qp = qp
+    x = np.asarray(x)
+    return fake_quantize(x, qp), fq.backward(x, np.asarray(grad_out))
+
+
+def _q_before_clamp(x, s, z, rounder=np.rint):
+    return rounder(np.asarray(x, np.float64) / s) + z
+
+
+def _x_hat(x, s, z, lo, hi, rounder=np.rint):
+    return s * (np.clip(_q_before_clamp(x, s, z, rounder), lo, hi) - z)
+
+
+def _inside(x, s, z, lo, hi):
+    q = _q_before_clamp(x, s, z)
+    return (q >= lo) & (q <= hi)
+
+
+def _grad_mistake(fn):
+    """The right forward pass with the gradient ``fn(x, s, z, lo, hi, g)``."""
+    def f(x, s, z, lo, hi, g):
+        return _x_hat(x, s, z, lo, hi), fn(x, s, z, lo, hi, np.asarray(g, np.float64))
+    return f
+
+
+def _passes_where(inside):
+    """A gradient that passes where ``inside(x, s, z, lo, hi)``, 0 elsewhere."""
+    return _grad_mistake(lambda x, s, z, lo, hi, g: np.where(inside(np.asarray(x, np.float64), s, z, lo, hi), g, 0.0))
+
+
+def _forward_mistake(fn):
+    """The wrong forward ``fn(x, s, z, lo, hi)`` with the right gradient."""
+    def f(x, s, z, lo, hi, g):
+        return fn(np.asarray(x, np.float64), s, z, lo, hi), np.where(_inside(x, s, z, lo, hi), g, 0.0)
+    return f
+
+
+def _rounded_ste(rounder):
+    """Forward and gradient both from ``rounder(x / s) + z`` instead of ``np.rint``."""
+    def f(x, s, z, lo, hi, g):
+        q = _q_before_clamp(x, s, z, rounder)
+        return s * (np.clip(q, lo, hi) - z), np.where((q >= lo) & (q <= hi), g, 0.0)
+    return f
+
+
+def _zp_before_rounding(x, s, z, lo, hi, g):
+    q = np.rint(np.asarray(x, np.float64) / s + z)
+    return s * (np.clip(q, lo, hi) - z), np.where((q >= lo) & (q <= hi), g, 0.0)
+
+
+def _parts(mistakes, index):
+    """The same mistakes, matched on element ``index`` of the pair alone (a learner with a
+    wrong forward pass *and* a wrong gradient is still told about each)."""
+    def part(fn):
+        return lambda *args: _Part(index, fn(*args)[index])
+    return [Mistake(part(m.fn), m.hint) for m in mistakes]
+
+
+_STE_RULE = ("the gradient passes (grad_x = grad_out) where the clamp left the integer "
+             "round(x / scale) + zero_point unchanged, i.e. qmin <= round(x / scale) + zero_point "
+             "<= qmax, and is 0 where it clamped")
+_EDGES = ("off by one at the edges: a value that rounds exactly to qmin or qmax is a level of the "
+          "grid, not clipped, so it keeps its gradient: use <= on both sides, "
+          "qmin <= round(x / scale) + zero_point <= qmax.")
+_NO_ZP_RANGE = ("your range ignores the zero point: the integers qmin..qmax stand for the reals "
+                "(qmin - zero_point) * scale .. (qmax - zero_point) * scale, not qmin * scale .. "
+                "qmax * scale. Test round(x / scale) + zero_point against [qmin, qmax].")
+_TF_RANGE = ("your gradient stops exactly at the last levels: you tested x against "
+             "[(qmin - zero_point) * scale, (qmax - zero_point) * scale] (TensorFlow's "
+             "fake_quant convention). This exercise follows torch's fake_quantize_per_tensor_affine "
+             "and compresslab's FakeQuant: what counts is whether the clamp changed the integer, "
+             "qmin <= round(x / scale) + zero_point <= qmax -- an x less than half a step beyond "
+             "the last level rounds onto it and keeps its gradient.")
+_GRAD_MISTAKES = [
+    Mistake(_grad_mistake(lambda x, s, z, lo, hi, g: g),
+            "your gradient passes everywhere (d x_hat / dx = 1 for every x): a clipped value gets "
+            "gradient 0, because moving it a little does not change x_hat. (If you tested the "
+            "clamped integer, it is always inside [qmin, qmax]: test the integer before the "
+            f"clamp.) The rule: {_STE_RULE}."),
+    Mistake(_grad_mistake(lambda x, s, z, lo, hi, g: np.ones_like(g)),
+            "your gradient is 1 everywhere: return the gradient with respect to x, which is "
+            f"grad_out times d x_hat / dx (chain rule). The rule: {_STE_RULE}."),
+    Mistake(_grad_mistake(lambda x, s, z, lo, hi, g: _inside(x, s, z, lo, hi).astype(np.float64)),
+            "you returned the 0/1 mask d x_hat / dx itself: multiply it by the upstream gradient "
+            "grad_out (chain rule), grad_x = grad_out where the value was not clamped, 0 elsewhere."),
+    Mistake(_grad_mistake(lambda x, s, z, lo, hi, g: np.zeros_like(g)),
+            "your gradient is 0 everywhere: that is the true derivative of round (0 almost "
+            "everywhere), which is why a network cannot learn through it. The straight-through "
+            "estimator treats round as the identity in the backward pass: "
+            f"{_STE_RULE}."),
+    Mistake(_grad_mistake(lambda x, s, z, lo, hi, g: np.where(_inside(x, s, z, lo, hi), g, 0.0) / s),
+            "your gradient is divided by the scale: in x_hat = scale * (round(x / scale) + z - z) "
+            "the 1/scale and the scale cancel, so d x_hat / dx is exactly 1 where the value is "
+            "not clamped."),
+    Mistake(_grad_mistake(lambda x, s, z, lo, hi, g: np.where(_inside(x, s, z, lo, hi), g, 0.0) * s),
+            "your gradient is multiplied by the scale: in x_hat = scale * (round(x / scale) + z - z) "
+            "the 1/scale and the scale cancel, so d x_hat / dx is exactly 1 where the value is "
+            "not clamped."),
+    # -- the edges of the range (cases 1 and 2)
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (x >= (lo - z) * s) & (x <= (hi - z) * s)), _TF_RANGE),
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (x > (lo - z) * s) & (x < (hi - z) * s)), _TF_RANGE),
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (np.rint(x / s) >= lo) & (np.rint(x / s) <= hi)), _NO_ZP_RANGE),
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (x >= lo * s) & (x <= hi * s)), _NO_ZP_RANGE),
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (_q_before_clamp(x, s, z) > lo) & (_q_before_clamp(x, s, z) < hi)),
+            _EDGES),
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (_q_before_clamp(x, s, z) >= lo) & (_q_before_clamp(x, s, z) < hi)),
+            _EDGES),
+    Mistake(_passes_where(lambda x, s, z, lo, hi: (_q_before_clamp(x, s, z) > lo) & (_q_before_clamp(x, s, z) <= hi)),
+            _EDGES),
+]
+_FORWARD_MISTAKES = [
+    Mistake(_forward_mistake(lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi)),
+            "your forward pass returns the integers q: fake quantization dequantizes them right "
+            "away, x_hat = scale * (q - zero_point) -- floats that lie on the grid."),
+    Mistake(_forward_mistake(lambda x, s, z, lo, hi: s * np.clip(np.rint(x / s) + z, lo, hi)),
+            "your forward pass forgot to subtract the zero point when dequantizing: "
+            "x_hat = scale * (q - zero_point)."),
+    Mistake(_forward_mistake(lambda x, s, z, lo, hi: np.clip(np.rint(x / s) + z, lo, hi) - z),
+            "your forward pass forgot the scale when dequantizing: x_hat = scale * (q - zero_point)."),
+    Mistake(_forward_mistake(lambda x, s, z, lo, hi: s * np.rint(x / s)),
+            "your forward pass does not clamp: values beyond the grid must saturate at the first "
+            "or last level (clamp q to [qmin, qmax] before dequantizing)."),
+    Mistake(_forward_mistake(lambda x, s, z, lo, hi: s * (np.clip(x / s + z, lo, hi) - z)),
+            "your forward pass does not round: x_hat must be one of the grid's levels. Round x / "
+            "scale with np.rint (half to even) before adding the zero point."),
+    Mistake(_forward_mistake(lambda x, s, z, lo, hi: x),
+            "your forward pass returns x unchanged: the straight-through estimator pretends round "
+            "is the identity only in the backward pass; the forward pass quantizes and "
+            "dequantizes."),
+]
+_FAKE_QUANT_MISTAKES = [
+    Mistake(lambda *a: _ref_fake_quant_ste(*a)[::-1],
+            "you returned (grad_x, x_hat); return (x_hat, grad_x), in that order."),
+    *_GRAD_MISTAKES,
+    *_FORWARD_MISTAKES,
+    # -- the rounding (case 2: exact ties with an odd zero point, on the edges too)
+    Mistake(_zp_before_rounding,
+            "add the zero point after rounding: round(x/s + z) differs from round(x/s) + z at "
+            "ties when z is odd -- in the forward pass, and at the edges in the gradient too."),
+    Mistake(_rounded_ste(np.floor), "you used floor (np.floor or //): values are rounded down, "
+            "not to the nearest integer. " + _USE_RINT),
+    Mistake(_rounded_ste(np.trunc), _TRUNCATED),
+    Mistake(_rounded_ste(lambda v: np.floor(v + 0.5)),
+            "you rounded halves up (floor(v + 0.5)): 0.5 -> 1, -0.5 -> 0. " + _USE_RINT),
+    Mistake(_rounded_ste(lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5)),
+            "you rounded halves away from zero (like C's round): 0.5 -> 1, -0.5 -> -1. " + _USE_RINT),
+    # -- one half wrong, whatever the other half is
+    *_parts(_GRAD_MISTAKES, 1),
+    *_parts(_FORWARD_MISTAKES, 0),
+]
+
+
+@checker("2.5", "fake quantization with the straight-through estimator", lesson="02b_quantized_models")
+def check_fake_quant_ste(fake_quant_ste):
+    """``fake_quant_ste(x, scale, zero_point, qmin, qmax, grad_out)`` returns ``(x_hat, grad_x)``:
+    ``x_hat = scale * (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point)`` and
+    ``grad_x = grad_out`` where ``qmin <= round(x / scale) + zero_point <= qmax``, else 0 --
+    what ``quant.fake_quantize`` and ``quant.FakeQuant.backward`` give (and torch's
+    ``fake_quantize_per_tensor_affine`` and its gradient)."""
+    g = np.random.default_rng(25)
+    f32 = lambda *v: np.array(v, np.float32)  # noqa: E731
+
+    def grads(n):
+        return g.normal(0, 1, n).astype(np.float32)
+
+    # x/scale for case 2: 0.5, 1.5, -0.5, 2.5, -1.5, 6.5, -8.5, 7.5, -9.5, 4, -6 (exact ties,
+    # two of them half a step beyond the edges, where the parity decides)
+    x_ties = f32(0.25, 0.75, -0.25, 1.25, -0.75, 3.25, -4.25, 3.75, -4.75, 2.0, -3.0)
+    x_sym = np.concatenate([f32(127, -127, 127.4, -127.4, 127.5, -127.5, 128, -129) / 128,
+                            g.normal(0, 0.5, 60).astype(np.float32)])
+    x_375 = g.uniform(-3, 5, 50).astype(np.float32)
+    cases = [
+        # grid [-0.75, 1.0]: -0.8 and 1.1 lie less than half a step beyond the edges (they round
+        # onto them), -0.75 and 1.0 are the edges, -1.5, -0.9, 1.2, 2.0 are clipped
+        Case("3-bit unsigned [0, 7], scale 0.25, zero point 3 (grid [-0.75, 1.0]): x = -1.5, -0.9, "
+             "-0.8, -0.75, -0.3, 0, 0.4, 0.6, 1.0, 1.1, 1.2, 2.0",
+             (f32(-1.5, -0.9, -0.8, -0.75, -0.3, 0.0, 0.4, 0.6, 1.0, 1.1, 1.2, 2.0), 0.25, 3, 0, 7,
+              f32(0.5, -1.0, 2.0, 1.5, -0.5, 3.0, -2.0, 0.25, 1.0, -1.5, 2.5, -3.0))),
+        Case("exact ties with the odd zero point 1 (int4 [-8, 7], scale 0.5, grid [-4.5, 3.0]): "
+             "x / scale = 0.5, 1.5, -0.5, 2.5, -1.5 and, half a step beyond the edges, 6.5, -8.5, "
+             "7.5, -9.5", (x_ties, 0.5, 1, -8, 7, grads(x_ties.size))),
+        Case("uint8 [0, 255], scale 2**-6, zero point 128, 200 random values, some beyond both edges",
+             (g.normal(0, 1.3, 200).astype(np.float32), 2.0 ** -6, 128, 0, 255, grads(200))),
+        Case("narrow-range symmetric int8 [-127, 127], scale 2**-7, zero point 0: x / scale = "
+             "+-127, +-127.4, +-127.5 (ties), 128, -129 and 60 random values",
+             (x_sym, 2.0 ** -7, 0, -127, 127, grads(x_sym.size))),
+        Case("a 2-D weight (4, 5), int4 [-8, 7], scale 0.125, zero point -2 (grid [-0.75, 1.125])",
+             (g.normal(0, 0.6, (4, 5)).astype(np.float32), 0.125, -2, -8, 7,
+              g.normal(0, 1, (4, 5)).astype(np.float32))),
+        Case("scale 0.375 (not a power of two), zero point 5, uint4 [0, 15] (grid [-1.875, 3.75]), "
+             "50 values in [-3, 5]", (x_375, 0.375, 5, 0, 15, grads(50))),
+    ]
+    equal = _pair_equal("(x_hat, grad_x)", _Marker("unused"), lambda got: False)
+    describe = _pair_describe(lambda v: f"(x_hat={np.round(np.asarray(v[0], float).ravel(), 4).tolist()[:8]}, "
+                                        f"grad_x={np.round(np.asarray(v[1], float).ravel(), 4).tolist()[:8]})")
+    return compare_cases(fake_quant_ste, _ref_fake_quant_ste, cases, _FAKE_QUANT_MISTAKES, equal=equal,
+                         describe=describe)
+
+
+# ------------------------------------------------------------------------------ 2b.quiz
+check_quiz_b = quiz("2b.quiz", "02b_quantized_models", [
+    Question(
+        "During QAT a weight lies so far beyond the grid that its integer is clamped: "
+        "$\\mathrm{round}(w/s) + z > q_{\\max}$. What gradient does the straight-through "
+        "estimator (torch's `FakeQuantize`, `Q.FakeQuant`) pass to it?",
+        answer="b",
+        options={"a": "the upstream gradient, unchanged",
+                 "b": "0",
+                 "c": "the upstream gradient divided by the scale",
+                 "d": "the upstream gradient with its sign flipped, to pull the weight back"},
+        why={"a": "that is the gradient inside the grid; beyond it x_hat stays at the last level "
+                  "whatever w does.",
+             "c": "the scale cancels: x_hat = s * (round(w/s) + z - z), so inside the grid the "
+                  "estimator's d x_hat / dw is 1 -- and here the weight is outside it.",
+             "d": "the estimator does not invent a restoring force: it follows how x_hat "
+                  "changes when w changes."}),
+    Question(
+        "Why does QAT need the straight-through estimator instead of the true derivative of the "
+        "fake quantizer?",
+        answer="c",
+        options={"a": "round is not defined on ties",
+                 "b": "autograd cannot differentiate through integer types",
+                 "c": "the derivative of round is 0 almost everywhere, so no weight would ever "
+                      "change",
+                 "d": "the true derivative is too expensive to compute"},
+        why={"a": "ties are a measure-zero set, and np.rint defines them (half to even).",
+             "b": "fake quantization computes in float (x_hat is a float on the grid), so the "
+                  "types are not the obstacle.",
+             "d": "the true derivative is cheap: it costs no more than the estimator."}),
+    Question(
+        "Layer 1's weight is a 300 x 64 matrix. With 2-bit k-means weight sharing, how many bytes "
+        "does it take: the indices packed at 2 bits each plus a float32 codebook of 4 shared "
+        "values (bias not counted)?",
+        answer=4816, tol=0,
+        why={"number": "count 2 bits per weight index (19,200 indices, 8 bits per byte) and 4 "
+                       "bytes per shared value, as the model-size table does."}),
+    Question(
+        "Two settings of the bit-width sweep score 97.2 % and 97.5 % on the 360 validation "
+        "images (one binomial standard error is about 0.8 points). What do you conclude?",
+        answer="b",
+        options={"a": "the second setting is better",
+                 "b": "the sweep cannot tell them apart: the difference is well inside two "
+                      "standard errors",
+                 "c": "the first setting is better, because lower accuracy means less overfitting",
+                 "d": "evaluate both on the test split and keep the better one"},
+        why={"a": "0.3 points is about one image in 360: compare it with the standard error "
+                  "before calling a difference real.",
+             "c": "accuracy on held-out validation images already measures generalisation; a "
+                  "lower score is not a sign of less overfitting.",
+             "d": "choosing with the test split makes it a second validation split (its final "
+                  "number is then biased), and its 359 images have the same ~0.8-point error."}),
+    Question(
+        "When k-means weight sharing is fine-tuned, what is the gradient of one shared value "
+        "(centroid) $c_k$?",
+        answer="a",
+        options={"a": "the sum of the gradients of all the weights that share it",
+                 "b": "the gradient of the single weight closest to it",
+                 "c": "zero: the codebook is fixed once k-means has run",
+                 "d": "the gradient of the loss with respect to the layer's mean weight"},
+        why={"b": "every weight with index k is the number c_k, not only the closest one.",
+             "c": "the codebook is exactly what codebook fine-tuning trains (section 3 showed "
+                  "the centroids move).",
+             "d": "the layer's mean weight is not a parameter; each centroid gets the gradients "
+                  "of its own members."}),
+])

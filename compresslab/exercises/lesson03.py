@@ -18,13 +18,15 @@ Exercise 3.3 asks for the gradient with respect to the student's logits instead;
 compares with the gradient of :func:`compresslab.distill.kd_loss` on six batches (the factor
 ``T`` missing or squared, the ``1/N`` missing, teacher and student swapped, the hard term's
 one-hot forgotten, a label ``-1`` read as the last class, ...), then with finite differences.
+
+``check_quiz`` is the lesson's self-check quiz (five questions on what the lesson showed).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import distill as D
-from ._core import Case, Feedback, Mistake, call, checker, compare_cases
+from ._core import Case, Feedback, Mistake, Question, call, checker, compare_cases, quiz
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,3 +470,102 @@ def check_kd_grad(kd_grad):
                        f"/ (2 eps) of the loss on {fd.description}.")
     return (f"all {len(cases)} test cases agree with D.kd_loss's gradient, and with finite "
             "differences of the loss.")
+
+
+# --------------------------------------------------------------------------------------------
+# The self-check quiz
+# --------------------------------------------------------------------------------------------
+check_quiz = quiz("3.quiz", "03_distillation", [
+    Question(
+        "You divide a confident teacher's logits by a temperature T = 20 before the softmax. "
+        "What happens to its answer for one image?",
+        "b",
+        options={
+            "a": "The class it predicts (the arg-max) can change, since every probability moves.",
+            "b": "The distribution gets flatter and the ranking of the wrong classes becomes "
+                 "visible; the predicted class stays the same.",
+            "c": "It gets more confident: the top probability grows.",
+            "d": "It gains knowledge about the classes that it did not have at T = 1.",
+        },
+        why={
+            "a": "dividing every logit by the same T > 0 keeps their order, so the arg-max is the "
+                 "same at every temperature (look at the top three classes in section 2's table).",
+            "c": "T > 1 divides the gaps between the logits, so the probabilities move towards "
+                 "uniform, not away from it (only T < 1 sharpens).",
+            "d": "the temperature only rescales the same logits: it makes visible what they "
+                 "already encode and adds nothing.",
+        }),
+    Question(
+        "Why does the soft term of the distillation loss carry the factor T**2?",
+        "c",
+        options={
+            "a": "Without it the KL divergence would be taken the wrong way round.",
+            "b": "Because the student also runs at temperature T at test time.",
+            "c": "The soft term's gradient shrinks like 1/T**2 as T grows; T**2 keeps its weight "
+                 "against the hard term the same whatever T you try.",
+            "d": "It converts the KL divergence from nats to bits.",
+        },
+        why={
+            "a": "the direction of the KL divergence is set by whose probabilities weigh the "
+                 "log-ratio, not by a constant factor in front of it.",
+            "b": "at test time the student runs at T = 1 (that is also why the hard term stays "
+                 "at T = 1).",
+            "d": "a change of log base multiplies by the constant 1 / ln 2, which does not depend "
+                 "on T.",
+        }),
+    Question(
+        "Two ways to train a student, 5 seeds each: method A's test accuracies have a sample "
+        "standard deviation of 1.5 points, method B's of 2.0 points, and B's mean is 2.0 points "
+        "higher. Compute 2 SE of the difference of the two means, in points (two decimals), as "
+        "section 4.2 does to decide whether B is clearly better.",
+        2 * (1.5 ** 2 / 5 + 2.0 ** 2 / 5) ** 0.5,
+        tol=0.01,
+        why={"number": "SE = sqrt(s_A**2 / n + s_B**2 / n) with n = 5 seeds per method: divide "
+                       "each variance by n, add, take the square root, then double it."}),
+    Question(
+        "With 5 labels per class, the distilled student beat the student from scratch by about "
+        "12 points. What does the third student, trained on the teacher's hard labels (its "
+        "arg-max on every unlabelled image), say about where that gain comes from?",
+        "a",
+        options={
+            "a": "Mostly from the teacher labelling the 1,028 unlabelled images: its hard labels "
+                 "alone do at least as well.",
+            "b": "Mostly from the soft probabilities (dark knowledge): the hard-label student "
+                 "falls far behind the distilled one.",
+            "c": "From the temperature: any student trained at T = 4 gains that much, with a "
+                 "teacher or without.",
+            "d": "Nothing: the teacher's hard labels are wrong on many images, so that student is "
+                 "no fair comparison.",
+        },
+        why={
+            "b": "look at the five-seed table again: the student on the teacher's hard labels "
+                 "did at least as well as the distilled one.",
+            "c": "without a teacher (alpha = 0) the temperature plays no role at all: T only "
+                 "softens the distributions of the soft term.",
+            "d": "the teacher's hard labels agree with the true labels on every training image "
+                 "(section 4.2 printed the share).",
+        }),
+    Question(
+        "In section 5 the students never saw a 3. After a shift of its class-3 bias, the "
+        "distilled student recognised most test 3s; the student from scratch, given the same "
+        "kind of shift, did not. Which explanation fits the lesson?",
+        "d",
+        options={
+            "a": "The bias shift was tuned on labelled test 3s, so it would work for any student.",
+            "b": "The teacher's hard labels marked some of the training images as 3s.",
+            "c": "The student from scratch lacks capacity: a bigger one would learn the 3s from "
+                 "the labels.",
+            "d": "The teacher's soft probabilities on other digits (a little 3 in an 8 or a 5) "
+                 "taught the student's class-3 weights; only its class-3 bias came out too low, "
+                 "because 3 was never the right answer.",
+        },
+        why={
+            "a": "the shift was chosen without any labelled 3 (a mean class-3 probability of 1/10 "
+                 "on unlabelled validation images), and the same rule left the scratch student "
+                 "far behind.",
+            "b": "on the training images left (no 3 among them) the teacher's arg-max is never 3: "
+                 "its hard labels say nothing about 3s.",
+            "c": "no label ever says 3, so a bigger student trained on labels alone has no signal "
+                 "for class 3 either: capacity is not what is missing.",
+        }),
+])

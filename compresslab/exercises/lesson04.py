@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from .. import encode, nn, speed
-from ._core import Case, Feedback, Mistake, checker, compare_cases, same
+from ._core import Case, Feedback, Mistake, Question, checker, compare_cases, quiz, same
 
 
 def _same_number(what):
@@ -252,6 +252,18 @@ _ANY_NUMBER = _Sentinel("<any number>")  # a mistake's output that matches every
 _NO_MATCH = _Sentinel("<no match>")      # a mistake's output that matches nothing
 
 
+def _ref_break_even(sparsities, speedups):
+    """The smallest tested sparsity ``s`` such that every measurement at ``s`` and at every higher
+    tested sparsity is faster (speedup > 1); None when there is none, or no measurement at all.
+
+    A sparsity measured more than once counts as faster only when every measurement at it is.
+    This is :func:`compresslab.speed.break_even` (``tests/test_speed_exercises.py`` checks it)."""
+    pairs = list(zip(sparsities, speedups))
+    not_faster = [s for s, v in pairs if not v > 1]
+    faster_from = [s for s, _ in pairs if all(s > t for t in not_faster)]
+    return min(faster_from, default=None)
+
+
 def _be_first_above(s, v):
     """The first sparsity (in the given order) with a speedup > 1."""
     return next((a for a, b in zip(s, v) if b > 1), None)
@@ -298,7 +310,7 @@ def _be_interpolated(s, v):
     """Linear interpolation of where the curve crosses 1, between the last slower tested point
     and the break-even (what ``np.interp(1, speedups, sparsities)`` gives on a rising curve)."""
     pairs = sorted(zip(s, v))
-    ref = speed.break_even(s, v)
+    ref = _ref_break_even(s, v)
     k = next((k for k, (a, _) in enumerate(pairs) if a == ref), 0) if ref is not None else 0
     if ref is None or k == 0:
         return _NO_MATCH
@@ -307,7 +319,41 @@ def _be_interpolated(s, v):
 
 
 def _be_number_for_none(s, v):
-    return _ANY_NUMBER if speed.break_even(s, v) is None else _NO_MATCH
+    return _ANY_NUMBER if _ref_break_even(s, v) is None else _NO_MATCH
+
+
+def _be_number_for_empty(s, v):
+    return _ANY_NUMBER if len(s) == 0 else _NO_MATCH
+
+
+def _be_repeat_best(s, v):
+    """The loop over the sorted (sparsity, speedup) pairs, from the top: at a repeated sparsity
+    it meets the best measurement first and takes the sparsity before it sees the slower one."""
+    return _trailing_run(sorted(zip(s, v)), lambda b: b > 1)
+
+
+def _by_sparsity(s, v):
+    out = {}
+    for a, b in zip(s, v):
+        out.setdefault(a, []).append(b)
+    return out
+
+
+def _be_repeat_mean(s, v):
+    """The repeated measurements of a sparsity averaged first."""
+    means = {a: float(np.mean(b)) for a, b in _by_sparsity(s, v).items()}
+    return _ref_break_even(list(means), list(means.values()))
+
+
+def _be_none_on_repeats(s, v):
+    """None whenever a sparsity is repeated (a repeat taken for an invalid input)."""
+    return None if len(set(s)) < len(s) else _ref_break_even(s, v)
+
+
+def _be_repeat_last(s, v):
+    """``dict(zip(sparsities, speedups))``: a repeated sparsity keeps only its last measurement."""
+    last = dict(zip(s, v))
+    return _ref_break_even(list(last), list(last.values()))
 
 
 def _break_even_equal(a, b):
@@ -327,13 +373,19 @@ def _break_even_equal(a, b):
 
 @checker("4.3", "break-even sparsity", lesson="04_speedup")
 def check_break_even(break_even):
-    """``break_even(sparsities, speedups)``: smallest tested sparsity from which on every higher
-    tested sparsity has speedup > 1; None if the highest one is not faster."""
+    """``break_even(sparsities, speedups)``: the smallest tested sparsity from which on every
+    measurement (at it and at every higher tested sparsity) has speedup > 1; None if there is
+    none, or no measurement at all. A repeated sparsity is faster only if all its measurements are."""
     # Each case is the first that some mistake gets wrong, and on it that mistake's answer
     # differs from every other mistake's: the clean curve catches the highest-winner, the
     # one-point-low and the interpolation; the noisy one the first-above-1; then the tie at 1,
     # the unsorted input, and None. On the tie, >= 1 and one-point-low both give 0.9: the
     # >= mistake is listed first (one-point-low has already failed on the clean curve).
+    # The two repeated-sparsity cases come after every case without repeats: the best of the
+    # repeats and the last of them (a dict) fail on the first, the mean on the second only
+    # (the best fails on both, so it is named for an answer that takes the best). Empty input
+    # comes last: a number there is named by the empty-input mistake (listed before the
+    # None mistake, which agrees with it there and on no other case such an answer fails).
     cases = [
         Case("a clean curve", ([0.5, 0.7, 0.9, 0.95, 0.99], [0.2, 0.6, 1.3, 2.1, 5.0])),
         Case("a noisy curve that dips below 1 again at 0.9",
@@ -345,6 +397,12 @@ def check_break_even(break_even):
         Case("sparse always wins", ([0.6, 0.8], [1.5, 3.0])),
         Case("the highest sparsity only ties (speedup exactly 1)", ([0.5, 0.9, 0.99], [0.3, 0.8, 1.0])),
         Case("a noisy curve, not in order", ([0.99, 0.5, 0.9], [4.0, 0.4, 1.2])),
+        Case("0.9 measured twice: 0.8x, then 1.1x",
+             ([0.5, 0.9, 0.9, 0.95], [0.3, 0.8, 1.1, 2.5])),
+        Case("0.9 measured twice: 1.5x, then 0.7x (mean 1.1x)",
+             ([0.9, 0.5, 0.95, 0.9], [1.5, 0.4, 3.0, 0.7])),
+        Case("0.95 measured twice, faster both times", ([0.95, 0.8, 0.95], [2.0, 0.9, 1.6])),
+        Case("no measurements at all (two empty lists)", ([], [])),
     ]
     mistakes = [
         Mistake(_be_first_above, "you returned the first sparsity with speedup > 1, but at a "
@@ -361,10 +419,21 @@ def check_break_even(break_even):
                 "sparsity (the smallest one from which on sparse is faster)."),
         Mistake(_be_unsorted, "the sparsities may come in any order: sort the (sparsity, "
                 "speedup) pairs by sparsity first."),
+        Mistake(_be_repeat_best, "a sparsity measured more than once counts as faster only when "
+                "every measurement at it is; yours took it because one of them was faster."),
+        Mistake(_be_repeat_mean, "you averaged the repeated measurements of a sparsity; it counts "
+                "as faster only when every one of them is faster (> 1), not their mean."),
+        Mistake(_be_repeat_last, "you kept one measurement of a repeated sparsity (a dict "
+                "{sparsity: speedup} keeps only the last one); every measurement counts: the "
+                "sparsity is faster only when all of them are."),
+        Mistake(_be_none_on_repeats, "a sparsity measured more than once is a valid input, "
+                "not a reason to give up: it counts as faster when every one of its measurements "
+                "is (> 1)."),
+        Mistake(_be_number_for_empty, "with no measurements there is no break-even: return None."),
         Mistake(_be_number_for_none, "the sparse kernel is not faster at the highest tested "
                 "sparsity, so there is no break-even: return None."),
     ]
-    return compare_cases(break_even, speed.break_even, cases, mistakes, equal=_break_even_equal)
+    return compare_cases(break_even, _ref_break_even, cases, mistakes, equal=_break_even_equal)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,8 +454,10 @@ def _csr_arrays(dense, shuffle_seed=None):
     return dense[rows, cols], cols.astype(np.int64), indptr.astype(np.int64)
 
 
-def _random_sparse(rng, shape, density):
-    values = np.round(rng.uniform(-3, 3, size=shape), 2)
+def _random_sparse(rng, shape, density, decimals=2):
+    """Values with ``decimals`` decimals (short hints), or full float64 ones (``None``)."""
+    values = rng.uniform(-3, 3, size=shape)
+    values = values if decimals is None else np.round(values, decimals)
     return np.where(rng.random(shape) < density, values, 0.0)
 
 
@@ -413,12 +484,18 @@ def _csr_cases():
         ("a 3x4 matrix without any non-zero (indptr = [0, 0, 0, 0])", np.zeros((3, 4)), None, None),
         ("a single column (a 5x1 matrix)", np.array([[1.5], [0], [-2], [0.5], [0]]), None, None),
         ("a 6x8 matrix whose column indices are not sorted within a row", unsorted, 7, None),
-        ("a 40x30 matrix, 85% zeros", _random_sparse(rng, (40, 30), 0.15), None, None),
+        ("a 40x30 matrix, 85% zeros, full-precision values",
+         _random_sparse(rng, (40, 30), 0.15, decimals=None), None, "full"),
         ("a matrix with no rows (indptr = [0])", np.zeros((0, 3)), None, None),
     ]
     out = []
+    # Every matrix and x but the 40x30 ones have two decimals, so that a product rounded to 4
+    # or more decimals is exact on them; the 40x30 case catches a y rounded anyway.
     for description, dense, seed, x in specs:
-        x = np.round(rng.uniform(-2, 2, dense.shape[1]), 2) if x is None else np.array(x)
+        if x is None or x == "full":
+            x_values = rng.uniform(-2, 2, dense.shape[1])
+            x = np.round(x_values, 2) if x is None else x_values
+        x = np.asarray(x, dtype=float)
         out.append((Case(description, (*_csr_arrays(dense, seed), x)), dense))
     return out
 
@@ -523,29 +600,77 @@ def _mv_reduceat(data, indices, indptr, x):
     return np.add.reduceat(data * x[indices], indptr[:-1])
 
 
+def _mv_bincount_short(data, indices, indptr, x):
+    """``np.bincount(rows, weights=...)`` without ``minlength``: the result stops at the last
+    row with a non-zero (trailing empty rows lost)."""
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    return np.bincount(rows, weights=data * x[indices]).astype(np.float64)
+
+
+# y must be float64, the dtype of ``data * x`` for the float64 arrays the checker passes (and
+# what ``np.zeros(n_rows)`` gives). A float32 y rounds every sum to about 7 significant digits,
+# an integer one truncates it: neither is "y = A @ x". The values are compared to a relative
+# 1e-9, which float64 sums in any order meet and float32 ones do not.
+CSR_RTOL, CSR_ATOL = 1e-9, 1e-12
+
+
+def _as_array(got):
+    try:
+        return np.asarray(got)
+    except Exception:   # a ragged list, say
+        return np.asarray(None)
+
+
 def _csr_equal(got, want):
     if got is None or isinstance(got, (str, bytes, numbers.Number)):
         raise Feedback(f"return a NumPy array y of shape (len(indptr) - 1,), got "
                        f"{type(got).__name__}.")
-    return same(got, want, rtol=1e-5, atol=1e-8)
+    if _as_array(got).dtype != np.float64:
+        return False                                  # _csr_explain names the dtype
+    return same(got, want, rtol=CSR_RTOL, atol=CSR_ATOL)
 
 
 def _csr_explain(got, want, case):
+    arr = _as_array(got)
+    where = f"on {case.description}"
+    if arr.dtype.kind in "iub":
+        empty = len(case.args[0]) == 0
+        cause = ("np.bincount returns integer zeros when it has nothing to add (no non-zeros), "
+                 "even with weights=, and so does a list of Python ints (y = [0] * n)"
+                 if empty else
+                 "an integer array (np.zeros_like(indptr), dtype=int) truncates every sum")
+        return (f"y is an integer array ({arr.dtype}) {where}: {cause}. y must be float64: "
+                "start from np.zeros(n_rows), or convert with .astype(np.float64).")
+    if arr.dtype.kind == "f" and arr.dtype != np.float64:
+        return (f"y is {arr.dtype} {where}; it must be float64, the dtype of data * x here: "
+                f"a {arr.dtype} y rounds every sum (float32 keeps about 7 significant digits, "
+                "float16 about 3). Start from np.zeros(n_rows) (float64), not dtype=np.float32.")
+    if arr.dtype != np.float64:
+        return (f"y has dtype {arr.dtype} {where}: return a float64 NumPy array of shape "
+                "(len(indptr) - 1,).")
     shape = np.shape(got)
     if shape != np.shape(want):
-        return (f"y has shape {shape} on {case.description}, expected {np.shape(want)}: one "
+        return (f"y has shape {shape} {where}, expected {np.shape(want)}: one "
                 "entry per row of A, len(indptr) - 1 of them (an empty row gives 0).")
+    if same(got, want, rtol=1e-5, atol=1e-6):
+        return (f"y is float64 and agrees with A @ x to 5 significant digits but not to 9 "
+                f"{where}: was something computed in float32 (x or data converted?) or rounded? "
+                "Compute in float64 and do not round.")
     return None
 
 
 @checker("4.4", "a sparse matrix-vector product from CSR", lesson="04_speedup")
 def check_csr_matvec(csr_matvec):
-    """``csr_matvec(data, indices, indptr, x)`` must return ``A @ x``: ``y[i]`` is the sum of
-    ``data[k] * x[indices[k]]`` over ``indptr[i] <= k < indptr[i + 1]``."""
+    """``csr_matvec(data, indices, indptr, x)`` must return ``A @ x`` as a float64 array:
+    ``y[i]`` is the sum of ``data[k] * x[indices[k]]`` over ``indptr[i] <= k < indptr[i + 1]``,
+    to a relative ``CSR_RTOL``. Results are judged, not code: a correct vectorised answer
+    (``np.bincount`` with ``minlength``, as float64) passes too."""
     # The first case (square, so the transposed product has the right length; an empty row in
     # the middle for reduceat and the skipped rows) separates every mistake from the reference
     # and from each other, except one entry per column (len(x)), which is right on a square
-    # matrix: the 4x7 case is the first it gets wrong, and there no other mistake agrees.
+    # matrix: the 4x7 case is the first it gets wrong, and there no other mistake agrees; and
+    # bincount without minlength, right until the 6x5 case (the first with an empty last row),
+    # where its length differs from the skipped rows' and every other mistake's.
     cases = [case for case, _ in _CSR_CASES]
     mistakes = [
         Mistake(_mv_first_only, "you used only one non-zero per row (indptr[i]:indptr[i] + 1?): "
@@ -569,6 +694,73 @@ def check_csr_matvec(csr_matvec):
                 "its column: x[indices[k]]."),
         Mistake(_mv_reduceat, "np.add.reduceat does not give 0 for an empty row (it returns "
                 "the next product there): loop over the rows, an empty one gives y[i] = 0."),
+        Mistake(_mv_bincount_short, "np.bincount stops at the last row that has a non-zero: "
+                "trailing empty rows need minlength=len(indptr) - 1 to get their 0."),
     ]
     return compare_cases(csr_matvec, _ref_csr_matvec, cases, mistakes, equal=_csr_equal,
                          explain=_csr_explain)
+
+
+# --------------------------------------------------------------------------------------------
+# Self-check quiz
+# --------------------------------------------------------------------------------------------
+check_quiz = quiz("4.quiz", "04_speedup", [
+    Question(
+        "`speed.compare` reports a variant's speedup over the baseline as 1.03x, 95% CI "
+        "[1.01, 1.04], with the default band. What is its verdict, and why?",
+        "b",
+        options={
+            "a": "\"faster\": the whole interval lies above 1, so the difference is not noise.",
+            "b": "\"no practical difference\": the whole interval lies inside the band "
+                 "[1/1.05, 1.05], set wider than the same work on other memory (`dense (copy)`) "
+                 "moves by.",
+            "c": "\"no clear difference\": an interval this narrow cannot be trusted; measure longer.",
+            "d": "\"slower\": every ratio below 1.05 counts against the variant.",
+        },
+        why={
+            "a": "an interval that excludes 1 is not enough: the verdict reads the interval "
+                 "against the practical band around 1 (section 2), which is there because a "
+                 "few percent is what the A/A reference moves by.",
+            "c": "\"no clear difference\" is for an interval that straddles an edge of the band; "
+                 "look where both ends of this one lie.",
+            "d": "\"slower\" needs the whole interval below 1/1.05, about 0.95; a ratio above 1 "
+                 "means the variant took less time than the baseline.",
+        }),
+    Question(
+        "Section 4's masked model has half of its hidden units zeroed: 49% fewer non-zero "
+        "multiply-adds than the dense model. Why was it no faster, while the shrunk model was?",
+        "b",
+        options={
+            "a": "At batch 64 the model is memory-bound, so fewer multiply-adds cannot help.",
+            "b": "The dense kernel multiplies the zeros like any other number: the masked model "
+                 "does the dense model's work on matrices of the same size, and only shrinking "
+                 "makes the matrices smaller.",
+            "c": "Multiplying by zero is slower than multiplying by other numbers on a CPU.",
+            "d": "The torch copy of the masked model lost its masks and computes something else.",
+        },
+        why={
+            "a": "the counters of section 4 put the batch-64 model at about 22 FLOP/byte, on the "
+                 "compute side of this lesson's roofline (section 11 places it); and the shrunk "
+                 "model, with fewer multiply-adds, did get faster.",
+            "c": "a zero costs the multiplier what any other float32 costs (it is not a "
+                 "denormal); ask how much work the kernel is given, not which values it gets.",
+            "d": "the lesson checks that the masked and the shrunk model give the same outputs: "
+                 "the masks are there, as zeros in the weights.",
+        }),
+    Question(
+        "A machine has a peak of 100 GFLOP/s and a memory bandwidth of 25 GB/s. By the roofline "
+        "model, at most how many GFLOP/s can a matrix-vector product of arithmetic intensity "
+        "0.5 FLOP/byte attain on it?",
+        12.5, tol=0.01,
+        why={"number": "the roofline caps an operation at the smaller of two roofs; work out "
+                       "on which side of the ridge point (peak / bandwidth) 0.5 FLOP/byte lies, "
+                       "and which roof applies there."}),
+    Question(
+        "A weight matrix is stored in CSR with float32 values and int32 column indices. Ignoring "
+        "the row pointers, above which sparsity does the CSR form take fewer bytes than the "
+        "dense float32 matrix? Give a fraction between 0 and 1.",
+        0.5, tol=1e-6,
+        why={"number": "the dense matrix costs 4 bytes per weight, zero or not; CSR costs, per "
+                       "non-zero, its value and its column index. Write both for a fraction s "
+                       "of zeros, solve for equality, and give s as a fraction, not a percentage."}),
+])

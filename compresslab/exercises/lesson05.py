@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 
 import numpy as np
 
-from .. import encode
-from ._core import Case, Feedback, Mistake, checker, compare_cases, same, same_number
+from .. import encode, nn
+from ._core import Case, Feedback, Mistake, Question, call, checker, compare_cases, quiz, same, same_number
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,9 +293,24 @@ def _zeros_kept(counts):
     return total
 
 
+def _no_symbols_equal(got, want):
+    """All counts zero: nothing to encode, 0 bits (a specific hint for anything else). Against a
+    classic mistake's output (not 0) it is a plain comparison."""
+    try:
+        if float(got) == float(want):
+            return True
+    except (TypeError, ValueError):
+        pass
+    if want != 0:
+        return False
+    raise Feedback(f"with all counts zero no symbol occurs and there is nothing to encode: "
+                   f"return 0 bits (got {got!r}).")
+
+
 @checker("5.2", "Huffman encoded size", lesson="05_capstone")
 def check_huffman_bits(huffman_bits):
-    """``huffman_bits(counts)`` must return the total bits of the Huffman-coded data."""
+    """``huffman_bits(counts)`` must return the total bits of the Huffman-coded data (0 when
+    every count is zero)."""
     # The textbook counts come first: every mistake below gives a different number there
     # except the three byte counts (224 bits = 28 bytes exactly: same hint) and the two
     # fixed widths (6 symbols present, 6 in the alphabet: both "fixed-width").
@@ -306,6 +322,9 @@ def check_huffman_bits(huffman_bits):
         Case("counts [0, 0, 17, 0] (one symbol: each still needs one bit)", ([0, 0, 17, 0],)),
         Case("counts [900, 40, 30, 20, 5, 3, 1, 1] (gaps after pruning)", ([900, 40, 30, 20, 5, 3, 1, 1],)),
         Case("counts [7, 5, 3, 1, 1] (not a whole number of bytes)", ([7, 5, 3, 1, 1],)),
+        # Last: an answer right on every real code can still stumble on an empty one.
+        Case("all-zero counts [0, 0, 0, 0] (no symbol occurs: return 0)", ([0, 0, 0, 0],),
+             equal=_no_symbols_equal),
     ]
     mistakes = [
         Mistake(_single_zero, "with a single symbol the code still needs 1 bit per symbol, not 0."),
@@ -330,3 +349,197 @@ def check_huffman_bits(huffman_bits):
     ]
 
     return compare_cases(huffman_bits, _reference_bits, cases, mistakes, equal=same_number("total bits"))
+
+
+# --------------------------------------------------------------------------------------------
+# 5.3 your own Deep Compression (open capstone): a file >= 60x smaller, <= 1 point lost
+# --------------------------------------------------------------------------------------------
+CAPSTONE_RATIO = 60          # float32 parameter bytes / bytes of the saved file, at least
+CAPSTONE_MAX_LOSS = 0.01     # test accuracy lost against the dense model, at most (1 point)
+
+
+def _part_advice(part: dict, entry: dict | None) -> str:
+    """What to change when ``part`` (a row of the breakdown, or the header) is the largest."""
+    kind = part["part"]
+    if kind == "header":
+        return ("the header and the .npz container are a fixed cost; every other part is "
+                "already smaller, so shrink the payload further (more sparsity, fewer bits).")
+    if kind == "raw":
+        tip = ("remove the hidden units that pruning left without weights (cl.prune.shrink): "
+               "their biases go with them")
+        if part["coding"] == "float32":
+            return f"store the biases as float16 (bias_dtype=\"float16\"), and {tip}."
+        return f"{tip}."
+    sparse = bool(entry and entry.get("sparse"))
+    if kind == "values" and part["coding"] == "float32":
+        if not sparse:
+            return ("this weight is stored dense as float32 (4 bytes per weight): prune it, so "
+                    "that only its non-zeros are stored, and share its values with k-means "
+                    "(cl.quant.kmeans) so that each is a few-bit codebook index.")
+        return ("its non-zero values are stored as float32 (4 bytes each): share them with "
+                "k-means (cl.quant.kmeans, then cl.quant.finetune_codebooks) so that each becomes "
+                "a few-bit codebook index.")
+    if kind == "values":
+        if not sparse:
+            return ("this weight is stored dense, one index per weight: prune it, so that only "
+                    "its non-zeros are stored.")
+        tip = "fewer bits for this layer (a smaller codebook) or more sparsity"
+        if "packed" in part["coding"]:
+            return f"Huffman-code the indices (huffman=True or \"auto\"), or use {tip}."
+        return f"use {tip}."
+    if kind == "gaps":
+        tip = ("prune more (fewer non-zeros, fewer gaps), or try another gap width: wider gaps "
+               "need fewer filler zeros, narrower ones fewer bits each")
+        if "packed" in part["coding"]:
+            return f"Huffman-code the gaps (huffman=True or \"auto\"), or {tip}."
+        return f"{tip}."
+    if kind.endswith("_table"):
+        return ("a Huffman table stores one code length per possible symbol: fewer bits per "
+                "index or a narrower gap width makes it shorter.")
+    return "fewer bits for this layer (a smaller codebook)."
+
+
+def _largest_part(packed: "encode.CompressedModel", size: int) -> str:
+    """The largest part of the file (a row of the breakdown, or header + container), said with
+    its bytes and what to change."""
+    parts = packed.breakdown() + [{"param": "file", "part": "header", "coding": "",
+                                   "bytes": size - packed.nbytes}]
+    big = max(parts, key=lambda r: r["bytes"])
+    entry = next((p for p in packed.header["params"] if p["name"] == big["param"]), None)
+    what = ("the header and container" if big["part"] == "header"
+            else f"{big['param']} {big['part']} ({big['coding']})")
+    return (f"{what}, {big['bytes']:,} bytes ({big['bytes'] / size:.0%} of the file): "
+            f"{_part_advice(big, entry)}")
+
+
+def _accuracy_hint(model, reference, digits, acc: float, acc_dense: float) -> str:
+    loss = acc_dense - acc
+    msg = (f"the test accuracy is {100 * acc:.1f}%, {100 * loss:.1f} points below the dense "
+           f"model's {100 * acc_dense:.1f}% (at most {100 * CAPSTONE_MAX_LOSS:.0f} point allowed). ")
+    fit, fit_dense = (nn.evaluate(m, digits.X_train, digits.y_train) for m in (model, reference))
+    if fit < fit_dense - 0.02:
+        return msg + (f"Even on the training split it reaches only {100 * fit:.1f}% (dense: "
+                      f"{100 * fit_dense:.1f}%): retrain after pruning, with the masks in place "
+                      "(cl.prune.agp, or cl.nn.fit after cl.prune.apply_masks), and fine-tune "
+                      "the codebooks after k-means (cl.quant.finetune_codebooks); if you did, "
+                      "the network has too little left: prune less or give it more bits.")
+    return msg + ("It still fits the training split, so it lost what generalises: prune the "
+                  "sensitive layers less or give them more bits, and compare settings on the "
+                  "validation split (digits.X_val, digits.y_val), never on the test split.")
+
+
+@checker("5.3", "your own Deep Compression", lesson="05_capstone")
+def check_capstone(compress, dense, digits, path):
+    """Run ``compress(dense, digits, path)`` (on a copy of ``dense``), then grade the FILE at
+    ``path``: loaded with :func:`compresslab.encode.load_packed` (a corrupt or altered file is
+    refused), its size on disk against the float32 parameter bytes of ``dense`` (at least
+    ``CAPSTONE_RATIO`` times smaller) and its test accuracy against the dense model's on the same
+    split (at most ``CAPSTONE_MAX_LOSS`` lower). A file already at ``path`` is removed first, so
+    only what the function writes counts."""
+    path = os.fspath(path)
+    reference = dense.copy()                     # the learner's function may change its copy
+    float32_bytes = 4 * nn.num_params(reference)
+    X_test, y_test = np.array(digits.X_test, copy=True), np.array(digits.y_test, copy=True)
+    if os.path.exists(path):
+        os.remove(path)
+    returned = call(compress, Case("the lesson's dense model", (dense.copy(), digits, path)))
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        got = ("your function returned a model but wrote no file" if isinstance(
+            returned, (nn.Sequential, encode.CompressedModel)) else "no file was written")
+        raise Feedback(f"{got}: save the compressed model to the `path` your function receives "
+                       f"({name}), e.g. with cl.encode.save(model_or_packed, path).")
+    size = os.path.getsize(path)
+    try:
+        packed = encode.load_packed(path)
+        model = packed.to_model()
+    except Exception as exc:  # noqa: BLE001 -- any damage must read as one hint
+        why = str(exc).replace(path, name) or type(exc).__name__
+        raise Feedback(f"the file is corrupt or not a compresslab model file: {why}. Write it with "
+                       "cl.encode.save and do not change it afterwards (a SHA-256 checksum "
+                       "guards it).") from None
+    try:
+        acc = nn.evaluate(model, X_test, y_test)
+    except Exception:  # noqa: BLE001
+        raise Feedback(f"the model in {name} cannot classify the digits (64 inputs, 10 classes): "
+                       "compress the dense model you are given.") from None
+    acc_dense = nn.evaluate(reference, X_test, y_test)
+    ratio = float32_bytes / size
+    accurate = acc_dense - acc <= CAPSTONE_MAX_LOSS + 1e-9
+    if ratio < CAPSTONE_RATIO:
+        msg = (f"the file is {size:,} bytes on disk, {ratio:.1f}x smaller than the "
+               f"{float32_bytes:,} float32 bytes; the target is {CAPSTONE_RATIO}x (at most "
+               f"{float32_bytes // CAPSTONE_RATIO:,} bytes). Its largest part is "
+               f"{_largest_part(packed, size)}")
+        if not accurate:
+            msg += (f" The test accuracy loss is too large as well ({100 * (acc_dense - acc):.1f} "
+                    "points).")
+        raise Feedback(msg)
+    if not accurate:
+        raise Feedback(_accuracy_hint(model, reference, digits, acc, acc_dense))
+    return (f"the saved file is at least {CAPSTONE_RATIO}x smaller than the float32 parameters "
+            f"and loses at most {100 * CAPSTONE_MAX_LOSS:.0f} point of test accuracy.")
+
+
+# --------------------------------------------------------------------------------------------
+# Self-check quiz
+# --------------------------------------------------------------------------------------------
+check_quiz = quiz("5.quiz", "05_capstone", [
+    Question(
+        "With 3-bit gaps (largest gap 7), a non-zero weight comes 20 zeros after the previous "
+        "stored entry. How many filler zeros does the relative-index encoder store before it?",
+        answer=2, tol=0,
+        why={"number": "a filler records gap 2**bits - 1 = 7 and takes one position itself, so "
+                       "each filler uses up 8 of the zeros; the weight's own gap must end at 7 "
+                       "or less."}),
+    Question(
+        "Loaded from its 48x smaller file, the Deep-Compression model runs no faster than the "
+        "dense one in NumPy. Why?",
+        answer="b",
+        options={"a": "every forward pass decodes the Huffman codes again",
+                 "b": "loading decodes it to dense float32 arrays: the same matrix products as "
+                      "the dense model",
+                 "c": "weights that share a k-means centroid are slower to multiply",
+                 "d": "the SHA-256 checksum is verified on every call"},
+        why={"a": "decoding happens once, in cl.encode.load, not in the forward pass.",
+             "c": "after decoding, a shared value is an ordinary float32 number like any other.",
+             "d": "the checksum is checked once, when the file is read."}),
+    Question(
+        "A variant's speedup over the baseline is 1.02 with 95 % confidence interval [1.01, "
+        "1.04]. What does the comparison table's verdict say?",
+        answer="c",
+        options={"a": "faster", "b": "no clear difference", "c": "no practical difference",
+                 "d": "slower"},
+        why={"a": "an interval above 1 is not enough: two runs of the very same code can differ "
+                  "by a few percent, so the verdict asks the whole interval to clear 1.05.",
+             "b": "that verdict is for an interval that crosses an edge of the band 1 +- 5 %; "
+                  "look where both ends of this one lie.",
+             "d": "a speedup above 1 means less time than the baseline, not more."}),
+    Question(
+        "Under the table's energy assumptions (Horowitz's 45 nm numbers, batch 1), how does the "
+        "Deep-Compression model, decoded to dense float32 as this lesson runs it, compare with "
+        "the dense model in energy per inference?",
+        answer="b",
+        options={"a": "about 48x less, like its file",
+                 "b": "about the same",
+                 "c": "more, because Huffman decoding costs energy on every inference",
+                 "d": "about 20x less, because 96 % of its weights are zero"},
+        why={"a": "the file's size is not what is read per inference: look at what the runtime "
+                  "holds after cl.encode.load (the memory column).",
+             "c": "decoding happens once, at load time, not per inference.",
+             "d": "a dense kernel multiplies the zeros too, and reads them from memory like any "
+                  "other weight."}),
+    Question(
+        "For exercise 5.3 you try 12 settings, keep the one with the best TEST accuracy and "
+        "report that accuracy. What is wrong with it?",
+        answer="b",
+        options={"a": "nothing: the test split exists to measure accuracy",
+                 "b": "the reported accuracy is biased upward: the test split's luck took part in "
+                      "the choice",
+                 "c": "the file gets larger",
+                 "d": "it is only a problem when the test split is smaller than the training "
+                      "split"},
+        why={"a": "the test split measures honestly only a model chosen without looking at it.",
+             "c": "which split you choose on does not change how the bytes are counted.",
+             "d": "the split's size is not the issue; using it to choose is."}),
+])

@@ -72,11 +72,14 @@ def sensitivity(result, ax=None):
 
 
 def accuracy_vs_sparsity(curves: dict, baseline: float | None = None, ax=None,
-                         title: str = "Accuracy vs sparsity", zoom: float | None = None):
+                         title: str = "Accuracy vs sparsity", zoom: float | None = None,
+                         split: str = "validation"):
     """One line per method: ``curves = {label: (sparsities, accuracies)}`` (fractions).
 
     Labels containing "random" are drawn grey (dashed for one-shot). With ``zoom`` (a number
-    of points below the dense accuracy), a second panel shows the top of the range.
+    of points below the dense accuracy), a second panel shows the top of the range. ``split``
+    names the data the accuracies were measured on, in the y label (a sweep scores on the
+    validation split).
     """
     if ax is None:
         fig, axes = figure(ncols=2 if zoom else 1, width=4.6 if zoom else 5.6, height=3.6)
@@ -96,7 +99,7 @@ def accuracy_vs_sparsity(curves: dict, baseline: float | None = None, ax=None,
             a.axhspan(100 * baseline - 1, 100 * baseline, color="green", alpha=0.12,
                       label="within 1 point")
         a.set_xlabel("sparsity (%)")
-        a.set_ylabel("test accuracy (%)")
+        a.set_ylabel(f"{split} accuracy (%)")
     axes[0].set_title(title)
     axes[0].legend(fontsize=7, loc="lower left")
     if zoom and len(axes) > 1 and baseline is not None:

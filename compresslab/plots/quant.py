@@ -1,4 +1,4 @@
-"""Figures for lesson 02 (quantization). No algorithms here: they draw what compresslab.quant computed."""
+"""Figures for lessons 02a and 02b (quantization). No algorithms here: they draw what compresslab.quant computed."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,15 +52,22 @@ def rounding_error(x, err_round, err_floor, scale, lo, hi):
     return fig
 
 
-def bit_sweep(bits, curves: dict, float_acc: float, title="accuracy vs bit width (weights)"):
-    """Accuracy (%) against bits, one line per method, with the float accuracy dashed."""
+def bit_sweep(bits, curves: dict, float_acc: float, title="accuracy vs bit width (weights)",
+              split: str = "validation", se: float | None = None):
+    """Accuracy (%) against bits, one line per method, with the float accuracy dashed.
+
+    ``split`` names the data in the y label; ``se`` (a fraction), when given, shades
+    ``float_acc +- 2 se``: a point inside the band is not told apart from float."""
     fig, ax = figure(width=6, height=3.6)
     markers = "osd^v"
+    if se is not None:
+        ax.axhspan(100 * (float_acc - 2 * se), 100 * (float_acc + 2 * se), color="0.85", lw=0,
+                   label="float32 $\\pm$ 2 SE")
     for (name, accs), m in zip(curves.items(), markers):
         ax.plot(bits, 100 * np.asarray(accs), marker=m, label=name)
     ax.axhline(100 * float_acc, color="k", ls="--", lw=1, label="float32")
     ax.set_xlabel("bits per weight")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_xticks(list(bits))
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")

@@ -18,10 +18,12 @@ _PALETTE = [COLORS["dense"], COLORS["pruned"], COLORS["quant"], COLORS["distill"
             COLORS["other"], COLORS["random"]]
 
 
-def speedups(rows: Sequence[Mapping], ax=None, title: str | None = None):
+def speedups(rows: Sequence[Mapping], ax=None, title: str | None = None, band: float | None = None):
     """Bars of ``speedup`` with the ``[ci_low, ci_high]`` interval; a line at 1 (no change).
 
     ``rows`` are :meth:`compresslab.speed.Comparison.rows` (or the ``rows`` of a report).
+    ``band`` (e.g. ``Comparison.band``) shades the practical band ``[1 / (1 + band), 1 + band]``
+    inside which :func:`compresslab.speed.compare` calls no difference a speedup.
     """
     if ax is None:
         fig, ax = figure(width=5.0, height=3.2)
@@ -34,6 +36,10 @@ def speedups(rows: Sequence[Mapping], ax=None, title: str | None = None):
     colors = [_PALETTE[i % len(_PALETTE)] for i in range(len(rows))]
     ax.bar(names, s, color=colors, yerr=[s - lo, hi - s], capsize=4)
     ax.axhline(1.0, color="k", lw=1, ls="--")
+    if band:
+        ax.axhspan(1 / (1 + band), 1 + band, color="0.45", alpha=0.35, lw=0, zorder=3,
+                   label=f"no practical difference (1 ± {band:.0%})")
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
     for i, (v, h) in enumerate(zip(s, hi)):
         ax.text(i + 0.1, max(v, h), f"{v:.2f}x", ha="left", va="bottom", fontsize=8)
     ax.set_ylim(0, max(hi.max(), s.max()) * 1.15)

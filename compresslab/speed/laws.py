@@ -243,13 +243,14 @@ def fit_parallel_fraction(n: Sequence[float], speedup: Sequence[float]) -> float
 # --------------------------------------------------------------------------------------------
 def break_even(sparsities: Sequence[float], speedups: Sequence[float]) -> float | None:
     """The measured break-even sparsity: the smallest tested sparsity from which on the sparse
-    kernel is faster (speedup > 1) at *every* higher tested sparsity; None if it never is at the
-    highest one.
+    kernel is faster (speedup > 1) at *every* tested sparsity at or above it; None if there is
+    none (or nothing was measured).
 
     Parameters
     ----------
     sparsities : sequence of float
-        Tested sparsities (fractions of zero weights), in any order.
+        Tested sparsities (fractions of zero weights), in any order; a sparsity may be measured
+        more than once, and then counts as faster only when every measurement at it is.
     speedups : sequence of float
         Speedup of the sparse kernel over the dense one at each sparsity (> 1: sparse is faster).
 
@@ -260,8 +261,8 @@ def break_even(sparsities: Sequence[float], speedups: Sequence[float]) -> float 
 
     Notes
     -----
-    The pairs are sorted by sparsity first. A win followed by a loss at a higher tested sparsity
-    does not count, which is why the first example gives 0.95, not 0.8.
+    ``min {s : every measurement at a sparsity >= s is > 1}``. A win followed by a loss at a
+    higher tested sparsity does not count, which is why the first example gives 0.95, not 0.8.
 
     Examples
     --------
@@ -269,17 +270,13 @@ def break_even(sparsities: Sequence[float], speedups: Sequence[float]) -> float 
     0.95
     >>> break_even([0.5, 0.9], [0.5, 0.8]) is None
     True
+    >>> break_even([0.9, 0.95, 0.9], [1.2, 1.5, 0.98])       # 0.9 lost once: it does not count
+    0.95
     """
     s = np.asarray(sparsities, dtype=float)
     v = np.asarray(speedups, dtype=float)
-    if s.shape != v.shape or s.ndim != 1 or s.size == 0:
-        raise ValueError("sparsities and speedups must be 1-D sequences of the same, non-zero length")
-    order = np.argsort(s)
-    s, v = s[order], v[order]
-    result = None
-    for k in range(len(s) - 1, -1, -1):
-        if v[k] > 1:
-            result = float(s[k])
-        else:
-            break
-    return result
+    if s.shape != v.shape or s.ndim != 1:
+        raise ValueError("sparsities and speedups must be 1-D sequences of the same length")
+    not_faster = s[~(v > 1)]
+    faster_from = [x for x in s if np.all(x > not_faster)]
+    return float(min(faster_from)) if faster_from else None

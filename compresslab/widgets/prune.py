@@ -1,8 +1,10 @@
 """Pruning explorer: sparsity slider, method, layer -> histogram with threshold, mask picture,
-parameter count and test accuracy.
+parameter count and accuracy on the data it is given (the validation split in lesson 01:
+a widget is a sweep, and sweeps score on validation; the test split is read once per final
+claim).
 
 All the algorithmic work is :mod:`compresslab.prune`; each change recomputes one mask (a few
-thousand weights, sub-millisecond), evaluates the model on the test set (one small forward
+thousand weights, sub-millisecond), evaluates the model on that data (one small forward
 pass with one BLAS thread), blits the kept-weights histogram and threshold onto a matplotlib
 background rendered once per layer, and turns the mask itself into a picture with Pillow (no
 matplotlib). Both PNGs go to ``ipywidgets.Image`` widgets, the numbers to an HTML readout.
@@ -37,13 +39,16 @@ class PruningExplorer:
     Parameters
     ----------
     model : a trained nn.Sequential (not modified)
-    X_test, y_test : data for the live accuracy
+    X, y : data for the live accuracy (the validation split: moving a slider is a sweep)
     layers : parameter names to offer (default: every prunable weight)
+    split : the name of that data in the readout ("validation accuracy ...")
     """
 
-    def __init__(self, model: nn.Sequential, X_test, y_test, layers=None, seed: int = 0):
+    def __init__(self, model: nn.Sequential, X, y, layers=None, seed: int = 0,
+                 split: str = "validation"):
         self.model = model.copy()
-        self.X, self.y = np.asarray(X_test, np.float32), np.asarray(y_test)
+        self.X, self.y = np.asarray(X, np.float32), np.asarray(y)
+        self.split = str(split)
         self.layers = list(layers) if layers is not None else prune.prunable(model)
         self.seed = seed
         params = {name: (layer, attr) for name, layer, attr in self.model.named_parameters()}
@@ -158,7 +163,7 @@ class PruningExplorer:
         self.last_text = (f"<b>{name}</b> ({method}): {w.size - kept_n:,} of {w.size:,} weights pruned "
                           f"({100 * (w.size - kept_n) / w.size:.1f}%) &middot; layer keeps {kept_n:,} "
                           f"&middot; model non-zero weights {self._model_nonzero(name, w, mask):,} of "
-                          f"{self.total_weights:,} &middot; test accuracy <b>{100 * acc:.1f}%</b> "
+                          f"{self.total_weights:,} &middot; {self.split} accuracy <b>{100 * acc:.1f}%</b> "
                           f"(dense {100 * self.dense_acc:.1f}%)"
                           + (f" &middot; threshold |w| &le; {t:.4f}" if show_thr else ""))
         self.accuracy = acc
@@ -205,6 +210,10 @@ class PruningExplorer:
                        W.HBox([self.image, mask_box])])
 
 
-def build(model: nn.Sequential, X_test, y_test, layers=None, seed: int = 0) -> PruningExplorer:
-    """Build the explorer (call ``.widget()`` to display it, ``.update(...)`` to drive it)."""
-    return PruningExplorer(model, X_test, y_test, layers=layers, seed=seed)
+def build(model: nn.Sequential, X, y, layers=None, seed: int = 0, *,
+          split: str = "validation") -> PruningExplorer:
+    """Build the explorer (call ``.widget()`` to display it, ``.update(...)`` to drive it).
+
+    ``X, y``: the data the readout's accuracy is measured on, the validation split in the
+    lessons (``split`` names it in the readout)."""
+    return PruningExplorer(model, X, y, layers=layers, seed=seed, split=split)

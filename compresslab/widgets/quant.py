@@ -1,12 +1,14 @@
-"""Lesson 02 widget: the quantization explorer.
+"""Lesson 02b widget: the quantization explorer.
 
 Controls: bits, scheme (affine / symmetric), granularity (per tensor / per channel) and observer
 (min-max / percentile / MSE). Shows, for one layer's weights, the staircase mapping, the value
-histogram with every quantization level, the error histogram, the SQNR, and the test accuracy of
-the whole model with all weights quantized that way (activations stay float).
+histogram with every quantization level, the error histogram, the SQNR, and the accuracy of
+the whole model with all weights quantized that way (activations stay float), on the split it is
+given: the lesson passes the **validation** split, so that trying settings never reads the test
+split (which is kept for the lesson's final claims).
 
 Each setting is computed once and cached; drawing is inline SVG (a few ms), so a change costs
-about one quantization of the model plus one evaluation on the test split.
+about one quantization of the model plus one evaluation on that split.
 """
 from __future__ import annotations
 
@@ -21,19 +23,22 @@ PERCENTILE = 99.9  # what the "percentile 99.9" choice means
 
 
 class QuantExplorer:
-    """Build with :func:`quant_explorer`; call :meth:`update` (or move a control) to recompute."""
+    """Build with :func:`quant_explorer`; call :meth:`update` (or move a control) to recompute.
 
-    def __init__(self, model, X_test, y_test, *, layer: int = 0, bits: int = 4,
+    ``X, y`` score every setting; ``split`` names them in the readout ("validation accuracy").
+    """
+
+    def __init__(self, model, X, y, *, split: str = "validation", layer: int = 0, bits: int = 4,
                  scheme: str = "symmetric", per_channel: bool = False, observer: str = "minmax"):
         import ipywidgets as W
 
         self.model = model
-        self.X_test, self.y_test = X_test, y_test
+        self.X, self.y, self.split = X, y, str(split)
         self.layers = [l for l in model.layers if isinstance(l, (nn.Linear, nn.Conv2d))]
         if not 0 <= layer < len(self.layers):
             raise ValueError(f"layer must be in [0, {len(self.layers) - 1}], got {layer}")
         self.layer = layer
-        self.float_acc = nn.evaluate(model, X_test, y_test)
+        self.float_acc = nn.evaluate(model, X, y)
         self._work = model.copy()                   # weights are overwritten per setting
         self._work_layers = [l for l in self._work.layers if isinstance(l, (nn.Linear, nn.Conv2d))]
         w = self.layers[layer].weight
@@ -70,7 +75,7 @@ class QuantExplorer:
                for l in self.layers]
         for src, dst, qp in zip(self.layers, self._work_layers, qps):
             dst.weight = Q.fake_quantize(src.weight, qp)
-        acc = nn.evaluate(self._work, self.X_test, self.y_test)
+        acc = nn.evaluate(self._work, self.X, self.y)
         qp = qps[self.layer]
         w_hat = self._work_layers[self.layer].weight.ravel()
         err = w_hat - self.w
@@ -105,7 +110,7 @@ class QuantExplorer:
         self.readout.value = (
             f"<b>{bits}-bit {scheme}, {'per channel' if per_channel else 'per tensor'}, {observer}</b>: "
             f"SQNR <b>{r['sqnr']:.1f} dB</b> on layer {self.layer} weights &nbsp;|&nbsp; "
-            f"test accuracy <b>{100 * r['acc']:.1f}%</b> (float {100 * self.float_acc:.1f}%) &nbsp;|&nbsp; "
+            f"{self.split} accuracy <b>{100 * r['acc']:.1f}%</b> (float {100 * self.float_acc:.1f}%) &nbsp;|&nbsp; "
             f"integers [{r['qmin']}, {r['qmax']}], {r['scale_text']}, {r['distinct']} distinct weights")
         self.figure.value = (
             '<div style="display:flex;gap:6px">'
@@ -123,6 +128,9 @@ class QuantExplorer:
         display(self.widget)
 
 
-def quant_explorer(model, X_test, y_test, **kwargs) -> QuantExplorer:
-    """Build the quantization explorer; leave it as the last expression of a cell to show it."""
-    return QuantExplorer(model, X_test, y_test, **kwargs)
+def quant_explorer(model, X, y, **kwargs) -> QuantExplorer:
+    """Build the quantization explorer; leave it as the last expression of a cell to show it.
+
+    ``X, y`` is the split every setting is scored on: pass the validation split (and
+    ``split="test"`` if you really pass the test split, so that the readout says so)."""
+    return QuantExplorer(model, X, y, **kwargs)
