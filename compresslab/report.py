@@ -19,8 +19,9 @@ faster; structured pruning, low-rank factors and a small distilled student make 
   the variant actually does, at its arithmetic precision, plus every weight byte it reads from
   DRAM. By default the MACs of all its weights (a dense kernel multiplies the zeros too), the
   bytes the runtime holds (``memory``) and float32; give ``macs``, ``weight_bytes`` and
-  ``arithmetic`` for other hardware (e.g. the compressed bytes for a chip that decodes the
-  format itself, as EIE does: Han et al., ISCA 2016).
+  ``arithmetic`` for other hardware (e.g. the bit-packed pruned, weight-shared bytes for a chip
+  that reads that format itself, as EIE does: Han et al., ISCA 2016; not the Huffman-coded
+  bytes, since Huffman coding is for storage only).
 
 A variant is on the Pareto front when no other variant is at least as accurate *and* at
 least as small, with one of the two strictly better.

@@ -507,6 +507,14 @@ FAKE_QUANT_WRONG = {
     "you rounded halves up": _fq(rnd=lambda v: np.floor(v + 0.5)),
     "return (x_hat, grad_x), in that order": lambda *a: _fq()(*a)[::-1],
     "return a tuple (x_hat, grad_x)": lambda *a: _fq()(*a)[0],
+    "return a tuple of exactly two items, (x_hat, grad_x); got a tuple of 3": lambda *a: (*_fq()(*a), None),
+    # only the forward pass's rounding wrong, the gradient right
+    "your forward pass rounds halves up": lambda x, s, z, lo, hi, g: (
+        s * (np.clip(np.floor(x / s + 0.5) + z, lo, hi) - z), _fq()(x, s, z, lo, hi, g)[1]),
+    "your forward pass adds the zero point before rounding": lambda x, s, z, lo, hi, g: (
+        s * (np.clip(np.rint(x / s + z), lo, hi) - z), _fq()(x, s, z, lo, hi, g)[1]),
+    "your forward pass rounds halves away from zero": lambda x, s, z, lo, hi, g: (
+        s * (np.clip(np.trunc(x / s + np.sign(x) * 0.5) + z, lo, hi) - z), _fq()(x, s, z, lo, hi, g)[1]),
 }
 
 
@@ -535,6 +543,20 @@ def test_fake_quant_ste_two_mistakes_name_each_half():
     both = _fq(forward=lambda x, s, z, q, qc: qc.astype(np.int64), grad=lambda g, ins, s: g)
     status, msg = _status(ex.check_fake_quant_ste, both)
     assert status == "fail" and ("returns the integers q" in msg or "passes everywhere" in msg), msg
+
+
+@pytest.mark.parametrize("forward", [
+    lambda x, s, z, lo, hi: s * (np.clip(np.floor(x / s + 0.5) + z, lo, hi) - z),
+    lambda x, s, z, lo, hi: s * (np.clip(np.sign(x / s) * np.floor(np.abs(x / s) + 0.5) + z, lo, hi) - z),
+])
+def test_fake_quant_ste_wrong_forward_is_not_blamed_on_the_gradient(forward):
+    """A forward pass that rounds wrongly, with the right gradient, gets a hint about the forward
+    pass's rounding, never one about the gradient (a gradient mistake that equals the reference
+    on a case must not match)."""
+    answer = lambda x, s, z, lo, hi, g: (forward(x, s, z, lo, hi), _fq()(x, s, z, lo, hi, g)[1])  # noqa: E731
+    status, msg = _status(ex.check_fake_quant_ste, answer)
+    assert status == "fail" and msg.startswith("your forward pass rounds"), msg
+    assert "range ignores the zero point" not in msg and "gradient" not in msg, msg
 
 
 def _fake_quant_cases():

@@ -412,25 +412,86 @@ def _largest_part(packed: "encode.CompressedModel", size: int) -> str:
             f"{_part_advice(big, entry)}")
 
 
+def _is_pruned(model) -> bool:
+    """Whether a weight matrix of ``model`` is mostly zeros (pruned, not merely small)."""
+    return any(float(np.mean(layer.weight == 0)) >= 0.2 for layer in model.layers
+               if isinstance(layer, nn.Linear))
+
+
 def _accuracy_hint(model, reference, digits, acc: float, acc_dense: float) -> str:
     loss = acc_dense - acc
     msg = (f"the test accuracy is {100 * acc:.1f}%, {100 * loss:.1f} points below the dense "
            f"model's {100 * acc_dense:.1f}% (at most {100 * CAPSTONE_MAX_LOSS:.0f} point allowed). ")
+    pruned = _is_pruned(model)
     fit, fit_dense = (nn.evaluate(m, digits.X_train, digits.y_train) for m in (model, reference))
     if fit < fit_dense - 0.02:
+        if pruned:
+            return msg + (f"Even on the training split it reaches only {100 * fit:.1f}% (dense: "
+                          f"{100 * fit_dense:.1f}%): retrain after pruning, with the masks in "
+                          "place (cl.prune.agp, or cl.nn.fit after cl.prune.apply_masks), and "
+                          "fine-tune the codebooks after k-means (cl.quant.finetune_codebooks); if "
+                          "you did, the network has too little left: prune less or give it more "
+                          "bits.")
         return msg + (f"Even on the training split it reaches only {100 * fit:.1f}% (dense: "
-                      f"{100 * fit_dense:.1f}%): retrain after pruning, with the masks in place "
-                      "(cl.prune.agp, or cl.nn.fit after cl.prune.apply_masks), and fine-tune "
-                      "the codebooks after k-means (cl.quant.finetune_codebooks); if you did, "
-                      "the network has too little left: prune less or give it more bits.")
-    return msg + ("It still fits the training split, so it lost what generalises: prune the "
-                  "sensitive layers less or give them more bits, and compare settings on the "
-                  "validation split (digits.X_val, digits.y_val), never on the test split.")
+                      f"{100 * fit_dense:.1f}%): train it longer (cl.nn.fit, or "
+                      "cl.distill.train_student for a student) and fine-tune the codebooks after "
+                      "k-means (cl.quant.finetune_codebooks); if you did, the model is too small "
+                      "or too coarse: give it more hidden units or more bits.")
+    tip = ("prune the sensitive layers less or give them more bits" if pruned else
+           "nothing is pruned, so give it more hidden units or more bits (and then prune, to "
+           "win back the bytes)")
+    return msg + (f"It still fits the training split, so it lost what generalises: {tip}; "
+                  "compare settings on the validation split (digits.X_val, digits.y_val), never "
+                  "on the test split.")
+
+
+class TrainValSplit:
+    """The digits without their test split: what the function of exercise 5.3 receives.
+
+    ``X_train``, ``y_train``, ``X_val``, ``y_val`` (copies), ``image_shape``, ``num_classes`` and
+    :meth:`images` work as in :class:`compresslab.data.Split`; ``X_test`` and ``y_test`` raise
+    an ``AttributeError`` that says the test split is held back for the check."""
+
+    _HELD_BACK = ("the test split is held back: exercise 5.3's checker alone reads it. Choose "
+                  "your settings on the validation split (digits.X_val, digits.y_val).")
+
+    def __init__(self, split):
+        for name in ("X_train", "y_train", "X_val", "y_val"):
+            setattr(self, name, np.array(getattr(split, name), copy=True))
+        self.image_shape = tuple(split.image_shape)
+        self.num_classes = int(split.num_classes)
+
+    @property
+    def X_test(self):
+        raise AttributeError(self._HELD_BACK)
+
+    @property
+    def y_test(self):
+        raise AttributeError(self._HELD_BACK)
+
+    def images(self, part: str = "train") -> np.ndarray:
+        """The features of ``part`` ("train" or "val") reshaped to (N, 1, H, W)."""
+        if part == "test":
+            raise AttributeError(self._HELD_BACK)
+        if part not in ("train", "val"):
+            raise ValueError(f"part must be 'train' or 'val', got {part!r}")
+        X = getattr(self, f"X_{part}")
+        return X.reshape(len(X), 1, *self.image_shape)
+
+    def __repr__(self) -> str:
+        return (f"TrainValSplit(train={len(self.y_train)}, val={len(self.y_val)}, test held back, "
+                f"image_shape={self.image_shape}, num_classes={self.num_classes})")
+
+
+def without_test(split) -> TrainValSplit:
+    """``split`` without its test split (see :class:`TrainValSplit`)."""
+    return TrainValSplit(split)
 
 
 @checker("5.3", "your own Deep Compression", lesson="05_capstone")
 def check_capstone(compress, dense, digits, path):
-    """Run ``compress(dense, digits, path)`` (on a copy of ``dense``), then grade the FILE at
+    """Run ``compress(dense, train_val, path)`` on a copy of ``dense`` and the digits WITHOUT
+    their test split (:func:`without_test`: touching ``X_test`` raises), then grade the FILE at
     ``path``: loaded with :func:`compresslab.encode.load_packed` (a corrupt or altered file is
     refused), its size on disk against the float32 parameter bytes of ``dense`` (at least
     ``CAPSTONE_RATIO`` times smaller) and its test accuracy against the dense model's on the same
@@ -442,7 +503,8 @@ def check_capstone(compress, dense, digits, path):
     X_test, y_test = np.array(digits.X_test, copy=True), np.array(digits.y_test, copy=True)
     if os.path.exists(path):
         os.remove(path)
-    returned = call(compress, Case("the lesson's dense model", (dense.copy(), digits, path)))
+    returned = call(compress, Case("the lesson's dense model and the train/validation digits",
+                                   (dense.copy(), without_test(digits), path)))
     name = os.path.basename(path)
     if not os.path.exists(path):
         got = ("your function returned a model but wrote no file" if isinstance(

@@ -1,7 +1,7 @@
 """Energy per inference from a cited table: arithmetic is cheap, moving bytes from DRAM is not.
 
 Horowitz (ISSCC 2014) measured what one operation costs in a 45 nm process at 0.9 V; Han et al.
-(NeurIPS 2015, Table 1) put the numbers used for neural networks side by side. A 32-bit read
+(NeurIPS 2015, Figure 1) put the numbers used for neural networks side by side. A 32-bit read
 from off-chip DRAM costs about 640 pJ, 170 times a 32-bit float multiply (3.7 pJ) and 128 times
 a read from a small on-chip SRAM (5 pJ): that ratio is why Han et al. compress weights until
 they fit on chip. :func:`inference_energy` turns a model's multiply-adds and the bytes it reads
@@ -22,7 +22,7 @@ from .. import _validate as V
 
 __all__ = ["HOROWITZ_45NM_PJ", "Energy", "inference_energy"]
 
-# Picojoules per operation, 45 nm, 0.9 V (Horowitz, ISSCC 2014; Han et al., NeurIPS 2015, Table 1).
+# Picojoules per operation, 45 nm, 0.9 V (Horowitz, ISSCC 2014; Han et al., NeurIPS 2015, Figure 1).
 HOROWITZ_45NM_PJ = {
     "int8 add": 0.03,
     "int8 multiply": 0.2,
