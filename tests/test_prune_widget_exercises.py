@@ -718,6 +718,20 @@ def test_checker_1_5_names_what_goes_wrong_outside_the_ramp():
     assert "(a nonzero initial_sparsity)" in message and "counted from begin_step" not in message
 
 
+def test_checker_1_5_rule_1_with_less_or_equal():
+    """Rule 1 written as step <= begin_step is right everywhere except where begin_step ==
+    end_step: the hint says so, not that initial and final are swapped."""
+    def begin_inclusive(step, s_i, s_f, b, e, f):
+        if step <= b:
+            return s_i
+        return agp_sparsity(step, s_i, s_f, b, e, f)
+
+    r = ex.check_agp_sparsity(begin_inclusive, quiet=True)
+    assert not r.passed
+    assert "with begin_step == end_step there is no ramp" in r.message, r.message
+    assert "applies at once" in r.message and "swapped" not in r.message, r.message
+
+
 def test_checker_1_5_hints_for_the_rules_agree_with_the_reference():
     """The rule hints quote the number the reference gives on that case."""
     for case in ex._agp_cases():

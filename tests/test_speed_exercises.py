@@ -344,8 +344,27 @@ def _refuses_repeats(sparsities, speedups):
     return break_even(sparsities, speedups)
 
 
+def _first_of_repeats(sparsities, speedups):
+    first = {}
+    for s, v in zip(sparsities, speedups):
+        first.setdefault(s, v)
+    return break_even(list(first), list(first.values()))
+
+
+def _stable_sorted_loop(sparsities, speedups):
+    result = None
+    for s, v in reversed(sorted(zip(sparsities, speedups), key=lambda p: p[0])):
+        if v > 1:
+            result = s
+        else:
+            break
+    return result
+
+
 @pytest.mark.parametrize("answer, words", [
     (_sorted_pairs_loop, "every measurement at it is"),
+    (_first_of_repeats, "first measurement of a repeated sparsity"),
+    (_stable_sorted_loop, "sorted by sparsity alone"),
     (_via_dict, "keeps only the last one"),
     (_mean_of_repeats, "not their mean"),
     (_refuses_repeats, "a valid input"),
@@ -512,13 +531,14 @@ def test_csr_matvec_other_answers():
                 y[i] = 0.0
         return y
     _fails_with(ex.check_csr_matvec, assumes_sorted, "not sorted")
-    # inputs changed in place do not leak into the next case
+    # inputs changed in place do not leak into the next case (y stays right), but the checker
+    # sees the change and names it
     def modifies(data, indices, indptr, x):
         y = csr_matvec(data, indices, indptr, x)
         data[:] = 0
         x[:] = 0
         return y
-    assert ex.check_csr_matvec(modifies, quiet=True).passed
+    _fails_with(ex.check_csr_matvec, modifies, "changed its input data in place")
 
 
 def test_csr_reference_is_float64_on_every_case():
@@ -643,3 +663,34 @@ def test_quiz_hints_cover_every_wrong_option_and_never_give_the_answer():
             assert all(right not in hint for hint in q.why.values()), q.prompt
         else:
             assert set(q.why) == {"number"} and f"{q.answer:g}" not in q.why["number"]
+
+
+def test_break_even_repeat_hints_are_not_confused():
+    """The first-kept answer is not told it averaged, the stable-sorted loop not that it used
+    a dict."""
+    r = _fails_with(ex.check_break_even, _first_of_repeats, "setdefault")
+    assert "averaged" not in r.message
+    r = _fails_with(ex.check_break_even, _stable_sorted_loop, "last-listed")
+    assert "dict" not in r.message
+
+
+def test_csr_matvec_inputs_modified_in_place():
+    def in_place(data, indices, indptr, x):
+        data *= x[indices]
+        return np.array([data[indptr[i]:indptr[i + 1]].sum() for i in range(len(indptr) - 1)],
+                        dtype=np.float64)
+
+    def zeroes_x(data, indices, indptr, x):
+        y = csr_matvec(data, indices, indptr, x)
+        x[:] = 0.0
+        return y
+
+    _fails_with(ex.check_csr_matvec, in_place, "changed its input data in place")
+    _fails_with(ex.check_csr_matvec, zeroes_x, "changed its input x in place")
+
+
+def test_csr_matvec_longdouble_hint():
+    r = _fails_with(ex.check_csr_matvec, lambda *a: csr_matvec(*a).astype(np.longdouble),
+                    "float64")
+    if np.dtype(np.longdouble).itemsize > 8:
+        assert "longdouble" in r.message and "7 significant" not in r.message

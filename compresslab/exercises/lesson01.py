@@ -797,7 +797,7 @@ def _ref_agp(step, initial_sparsity, final_sparsity, begin_step, end_step, frequ
 
 def _agp_variant(power=3, t_over_n=False, swapped=False, rounding="begin", clamp_begin=True,
                  clamp_end=True, drop_initial=False, after_end="final",
-                 before_begin="initial"):
+                 before_begin="initial", begin_inclusive=False):
     """A learner's AGP with one classic mistake (the defaults give the reference). Rules 1 and 2
     of the statement return ``initial`` / ``final`` directly, as a learner writes them; a
     mistake in the formula therefore shows only on the ramp, where the formula runs."""
@@ -805,7 +805,7 @@ def _agp_variant(power=3, t_over_n=False, swapped=False, rounding="begin", clamp
     def answer(step, initial, final, begin_step, end_step, frequency):
         if swapped:
             initial, final = final, initial
-        if clamp_begin and step < begin_step:
+        if clamp_begin and (step <= begin_step if begin_inclusive else step < begin_step):
             return initial if before_begin == "initial" else final
         if clamp_end and step >= end_step:
             return final if after_end == "final" or step == end_step else initial
@@ -862,6 +862,10 @@ _AGP_MISTAKES = [
             "every step >= end_step (rule 2)."),
     Mistake(_agp_variant(before_begin="final"), "before begin_step you returned final_sparsity; "
             "pruning has not started yet, so the mask still has initial_sparsity (rule 1)."),
+    Mistake(_agp_variant(begin_inclusive=True), "with begin_step == end_step there is no ramp: "
+            "rule 2 (step >= end_step) applies at once and gives final_sparsity; you returned "
+            "initial_sparsity, because your rule 1 tests step <= begin_step. Rule 1 is step < "
+            "begin_step (or check rule 2 first)."),
     Mistake(_agp_variant(drop_initial=True), "your ramp starts from 0, not from initial_sparsity: "
             "you left s_i out of the formula (or set it to 0). At begin_step the mask has s_i, and "
             f"the ramp goes from there to s_f: {_AGP_FORMULA}."),
@@ -956,8 +960,8 @@ check_quiz = quiz("1.quiz", "01_pruning", [
             "a": "The first recipe is better: its accuracy is higher.",
             "b": "The validation split cannot separate them, so score both on the test split and "
                  "keep the better one.",
-            "c": "No real difference: the 0.5-point gap is smaller than the binomial standard "
-                 "error of one such accuracy, about 0.9 points.",
+            "c": "Not distinguishable: the 0.5-point gap is well below two binomial standard "
+                 "errors of such an accuracy (about 1.8 points), the bar for a real difference.",
             "d": "The second recipe is better: a lower validation accuracy means less "
                  "overfitting.",
         },
@@ -983,7 +987,7 @@ check_quiz = quiz("1.quiz", "01_pruning", [
         why={
             "a": "the whole interval is above 1, but 'faster' needs it above 1.05: the practical "
                  "band AA_BAND = 5 % is there because two copies of the same weights already "
-                 "time up to about 3 % apart.",
+                 "time a few percent apart (up to 5-6 % seen on a busy 2-core machine).",
             "b": "'no clear difference' is for an interval that crosses an edge of the band "
                  "[1/1.05, 1.05]; check where both ends of this one lie.",
             "d": "a speedup above 1 means the variant took less time than the baseline, not "

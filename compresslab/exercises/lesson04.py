@@ -350,6 +350,21 @@ def _be_none_on_repeats(s, v):
     return None if len(set(s)) < len(s) else _ref_break_even(s, v)
 
 
+def _be_repeat_first(s, v):
+    """``d.setdefault(sparsity, speedup)``: a repeated sparsity keeps only its first measurement."""
+    first = {}
+    for a, b in zip(s, v):
+        first.setdefault(a, b)
+    return _ref_break_even(list(first), list(first.values()))
+
+
+def _be_repeat_walk_stable(s, v):
+    """The loop from the top over ``sorted(zip(s, v), key=lambda p: p[0])``: the sort is stable,
+    so at a repeated sparsity the loop meets its last-listed measurement first, takes the
+    sparsity if that one is faster, and stops only at the next (slower) one."""
+    return _trailing_run(sorted(zip(s, v), key=lambda p: p[0]), lambda b: b > 1)
+
+
 def _be_repeat_last(s, v):
     """``dict(zip(sparsities, speedups))``: a repeated sparsity keeps only its last measurement."""
     last = dict(zip(s, v))
@@ -381,9 +396,11 @@ def check_break_even(break_even):
     # one-point-low and the interpolation; the noisy one the first-above-1; then the tie at 1,
     # the unsorted input, and None. On the tie, >= 1 and one-point-low both give 0.9: the
     # >= mistake is listed first (one-point-low has already failed on the clean curve).
-    # The two repeated-sparsity cases come after every case without repeats: the best of the
-    # repeats and the last of them (a dict) fail on the first, the mean on the second only
-    # (the best fails on both, so it is named for an answer that takes the best). Empty input
+    # The repeated-sparsity cases come after every case without repeats: the best of the
+    # repeats, the last of them (a dict) and the stable-sorted loop fail on the first; the
+    # first of them (setdefault) on the second, where the mean is right; the dict and the
+    # stable-sorted loop differ on the third; the mean fails on the fourth only. An answer is
+    # named by the mistake that agrees with it on the most cases. Empty input
     # comes last: a number there is named by the empty-input mistake (listed before the
     # None mistake, which agrees with it there and on no other case such an answer fails).
     cases = [
@@ -399,6 +416,10 @@ def check_break_even(break_even):
         Case("a noisy curve, not in order", ([0.99, 0.5, 0.9], [4.0, 0.4, 1.2])),
         Case("0.9 measured twice: 0.8x, then 1.1x",
              ([0.5, 0.9, 0.9, 0.95], [0.3, 0.8, 1.1, 2.5])),
+        Case("0.9 measured twice: 1.2x, then 0.6x (mean 0.9x)",
+             ([0.5, 0.9, 0.95, 0.9], [0.4, 1.2, 2.0, 0.6])),
+        Case("0.9 measured twice (0.8x, then 1.1x), 0.8 faster",
+             ([0.8, 0.9, 0.9, 0.95], [1.3, 0.8, 1.1, 2.5])),
         Case("0.9 measured twice: 1.5x, then 0.7x (mean 1.1x)",
              ([0.9, 0.5, 0.95, 0.9], [1.5, 0.4, 3.0, 0.7])),
         Case("0.95 measured twice, faster both times", ([0.95, 0.8, 0.95], [2.0, 0.9, 1.6])),
@@ -423,6 +444,13 @@ def check_break_even(break_even):
                 "every measurement at it is; yours took it because one of them was faster."),
         Mistake(_be_repeat_mean, "you averaged the repeated measurements of a sparsity; it counts "
                 "as faster only when every one of them is faster (> 1), not their mean."),
+        Mistake(_be_repeat_first, "you kept only the first measurement of a repeated sparsity "
+                "(d.setdefault(sparsity, speedup)?); every measurement counts: the sparsity is "
+                "faster only when all of them are (> 1)."),
+        Mistake(_be_repeat_walk_stable, "walking the pairs sorted by sparsity alone from the "
+                "top, you took a repeated sparsity on the measurement you met first (its "
+                "last-listed one) and stopped only at the next, slower one; the sparsity is "
+                "faster only when every one of its measurements is (> 1)."),
         Mistake(_be_repeat_last, "you kept one measurement of a repeated sparsity (a dict "
                 "{sparsity: speedup} keeps only the last one); every measurement counts: the "
                 "sparsity is faster only when all of them are."),
@@ -641,6 +669,11 @@ def _csr_explain(got, want, case):
                  "an integer array (np.zeros_like(indptr), dtype=int) truncates every sum")
         return (f"y is an integer array ({arr.dtype}) {where}: {cause}. y must be float64: "
                 "start from np.zeros(n_rows), or convert with .astype(np.float64).")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        return (f"y is {arr.dtype} (np.longdouble) {where}; it must be float64, the dtype of "
+                "data * x here: extended precision is not wrong in value, but y = A @ x on "
+                "float64 arrays is float64. Start from np.zeros(n_rows), or convert with "
+                ".astype(np.float64).")
     if arr.dtype.kind == "f" and arr.dtype != np.float64:
         return (f"y is {arr.dtype} {where}; it must be float64, the dtype of data * x here: "
                 f"a {arr.dtype} y rounds every sum (float32 keeps about 7 significant digits, "
@@ -697,8 +730,29 @@ def check_csr_matvec(csr_matvec):
         Mistake(_mv_bincount_short, "np.bincount stops at the last row that has a non-zero: "
                 "trailing empty rows need minlength=len(indptr) - 1 to get their 0."),
     ]
-    return compare_cases(csr_matvec, _ref_csr_matvec, cases, mistakes, equal=_csr_equal,
-                         explain=_csr_explain)
+    result = compare_cases(csr_matvec, _ref_csr_matvec, cases, mistakes, equal=_csr_equal,
+                           explain=_csr_explain)
+    _check_inputs_unchanged(csr_matvec, cases)
+    return result
+
+
+def _check_inputs_unchanged(csr_matvec, cases):
+    """The statement says "do not modify the inputs": call the answer on copies of each case's
+    arrays and compare them with the originals afterwards (``data *= x[indices]`` gives the
+    right y, but changes data)."""
+    names = ("data", "indices", "indptr", "x")
+    for case in cases:
+        given = tuple(np.array(a, copy=True) for a in case.args)
+        try:
+            csr_matvec(*given)
+        except Exception:       # compare_cases has already run it on this case without error
+            continue
+        for name, before, after in zip(names, case.args, given):
+            if np.shape(before) != np.shape(after) or not np.array_equal(before, after):
+                raise Feedback(f"y is right, but your function changed its input {name} in "
+                               f"place on {case.description}: do not modify the inputs. Write "
+                               "the products to a new array (data * x[indices], not data *= "
+                               "..., and no out= on an input).")
 
 
 # --------------------------------------------------------------------------------------------
