@@ -1,4 +1,4 @@
-"""Lesson 05 checkers: the lesson's solution passes, every plausible wrong answer is rejected with
+"""Lessons 05a and 05b checkers: the lesson's solution passes, every plausible wrong answer is rejected with
 the hint that names its mistake (the first failing case must tell the mistakes apart)."""
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def _fails_with(check, answer, words):
 
 
 # --------------------------------------------------------------------------------------------
-# The solution cells of lessons/05_capstone.ipynb, copied verbatim (between the markers): if the
-# lesson's solution stops passing its checker, these tests fail.
+# The solution cells of lessons/05a_deep_compression.ipynb and 05b_capstone.ipynb, copied verbatim
+# (between the markers): if a lesson's solution stops passing its checker, these tests fail.
 # --------------------------------------------------------------------------------------------
 def relative_index(w, bits):
     ### BEGIN SOLUTION
@@ -68,11 +68,13 @@ def huffman_bits(counts):
     ### END SOLUTION
 
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "05_capstone.ipynb"
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+LESSON_A = LESSONS / "05a_deep_compression.ipynb"       # exercises 5.1, 5.2 and quiz 5a
+LESSON_B = LESSONS / "05b_capstone.ipynb"               # exercise 5.3 and quiz 5b
 
 
-def _solution_cell(grade_id):
-    nb = json.loads(LESSON.read_text(encoding="utf-8"))
+def _solution_cell(grade_id, lesson=LESSON_A):
+    nb = json.loads(lesson.read_text(encoding="utf-8"))
     cell = next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
     return "".join(cell["source"])
 
@@ -340,7 +342,7 @@ def _capstone_fails(fn, capstone, tmp_path, *words):
 
 
 def test_capstone_notebook_solution_matches_copy():
-    source = _solution_cell("ex5_3-solution")
+    source = _solution_cell("ex5_3-solution", LESSON_B)
     assert source.strip() == inspect.getsource(my_deep_compression).strip(), "the copy above is out of date"
 
 
@@ -532,36 +534,56 @@ def test_huffman_no_symbols_must_return_zero():
 
 
 # --------------------------------------------------------------------------------------------
-# Quiz
+# Quizzes
 # --------------------------------------------------------------------------------------------
-QUIZ_ANSWERS = {1: 2, 2: "b", 3: "c", 4: "b", 5: "b"}
+QUIZZES = {
+    "a": (ex.check_quiz_a, {1: 2, 2: "c", 3: "d"}, LESSON_A, "quiz5a-solution", [(1, 3), (1, 1)]),
+    "b": (ex.check_quiz_b, {1: "b", 2: "c", 3: "b", 4: "a"}, LESSON_B, "quiz5b-solution", []),
+}
 
 
-def test_quiz_right_answers_pass_and_match_the_lesson():
-    assert ex.check_quiz(lambda: dict(QUIZ_ANSWERS), quiet=True).passed
-    source = _solution_cell("quiz5-solution")
+def test_every_checker_names_its_half_of_lesson_05():
+    from compresslab.exercises._core import REGISTRY
+    lessons = {e: REGISTRY[e]["lesson"] for e in ("5.1", "5.2", "5.3", "5a.quiz", "5b.quiz")}
+    assert lessons == {"5.1": "05a_deep_compression", "5.2": "05a_deep_compression",
+                       "5.3": "05b_capstone", "5a.quiz": "05a_deep_compression",
+                       "5b.quiz": "05b_capstone"}
+    assert "5.quiz" not in REGISTRY
+
+
+@pytest.mark.parametrize("half", QUIZZES)
+def test_quiz_right_answers_pass_and_match_the_lesson(half):
+    check, answers, lesson, grade_id, _ = QUIZZES[half]
+    assert 3 <= len(check.questions) <= 5
+    assert check(lambda: dict(answers), quiet=True).passed
+    source = _solution_cell(grade_id, lesson)
     namespace = {}
     exec(source, namespace)
-    assert namespace["quiz_answers"]() == QUIZ_ANSWERS
-    nb = json.loads(LESSON.read_text(encoding="utf-8"))
+    assert namespace["quiz_answers"]() == answers
+    nb = json.loads(lesson.read_text(encoding="utf-8"))
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    assert ex.check_quiz.markdown() in text
+    assert check.markdown() in text
 
 
-@pytest.mark.parametrize("number, wrong", [
-    (q, letter) for q, question in enumerate(ex.check_quiz.questions, 1) if question.options
-    for letter in question.options if letter != question.answer] + [(1, 3), (1, 1)])
-def test_quiz_each_wrong_answer_gets_its_hint(number, wrong):
-    question = ex.check_quiz.questions[number - 1]
-    r = ex.check_quiz(lambda: {**QUIZ_ANSWERS, number: wrong}, quiet=True)
+@pytest.mark.parametrize("half, number, wrong", [
+    (half, q, letter) for half, (check, _, _, _, numeric) in QUIZZES.items()
+    for q, question in enumerate(check.questions, 1) if question.options
+    for letter in question.options if letter != question.answer] + [
+    ("a", q, wrong) for q, wrong in QUIZZES["a"][4]])
+def test_quiz_each_wrong_answer_gets_its_hint(half, number, wrong):
+    check, answers, *_ = QUIZZES[half]
+    question = check.questions[number - 1]
+    r = check(lambda: {**answers, number: wrong}, quiet=True)
     assert r.status == "fail"
     hint = question.why["number"] if question.options is None else question.why[wrong]
     assert f"Q{number}: " in r.message and hint in r.message
-    assert "4 of 5 right" in r.message
+    n = len(check.questions)
+    assert f"{n - 1} of {n} right" in r.message
 
 
-def test_quiz_hints_do_not_give_the_answer_away():
-    for q in ex.check_quiz.questions:
+@pytest.mark.parametrize("half", QUIZZES)
+def test_quiz_hints_do_not_give_the_answer_away(half):
+    for q in QUIZZES[half][0].questions:
         if q.options:
             right = q.options[q.answer]
             assert all(right not in why for why in q.why.values())

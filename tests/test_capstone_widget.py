@@ -1,4 +1,4 @@
-"""Lesson 05 widget: every setting is encoded once, up front; a change only looks it up (counted,
+"""Lesson 05a widget: every setting is encoded once, up front; a change only looks it up (counted,
 not timed: wall-clock latency is benchmarks/widget_latency.py's job); the readout follows the controls."""
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Checkers for lesson 05 (capstone: the Deep Compression pipeline)."""
+"""Checkers for lessons 05a (Deep Compression, in real bytes: exercises 5.1, 5.2) and 05b (the
+capstone: exercise 5.3)."""
 from __future__ import annotations
 
 import heapq
@@ -147,7 +148,7 @@ def _describe_pair(x):
         return repr(x)
 
 
-@checker("5.1", "relative indices with filler zeros", lesson="05_capstone")
+@checker("5.1", "relative indices with filler zeros", lesson="05a_deep_compression")
 def check_relative_index(relative_index):
     """``relative_index(w, bits)`` must return ``(values, gaps)`` for a 1-D array ``w``."""
     g = np.random.default_rng(5)
@@ -307,7 +308,7 @@ def _no_symbols_equal(got, want):
                    f"return 0 bits (got {got!r}).")
 
 
-@checker("5.2", "Huffman encoded size", lesson="05_capstone")
+@checker("5.2", "Huffman encoded size", lesson="05a_deep_compression")
 def check_huffman_bits(huffman_bits):
     """``huffman_bits(counts)`` must return the total bits of the Huffman-coded data (0 when
     every count is zero)."""
@@ -488,7 +489,7 @@ def without_test(split) -> TrainValSplit:
     return TrainValSplit(split)
 
 
-@checker("5.3", "your own Deep Compression", lesson="05_capstone")
+@checker("5.3", "your own Deep Compression", lesson="05b_capstone")
 def check_capstone(compress, dense, digits, path):
     """Run ``compress(dense, train_val, path)`` on a copy of ``dense`` and the digits WITHOUT
     their test split (:func:`without_test`: touching ``X_test`` raises), then grade the FILE at
@@ -546,7 +547,7 @@ def check_capstone(compress, dense, digits, path):
 # --------------------------------------------------------------------------------------------
 # Self-check quiz
 # --------------------------------------------------------------------------------------------
-check_quiz = quiz("5.quiz", "05_capstone", [
+check_quiz_a = quiz("5a.quiz", "05a_deep_compression", [
     Question(
         "With 3-bit gaps (largest gap 7), a non-zero weight comes 20 zeros after the previous "
         "stored entry. How many filler zeros does the relative-index encoder store before it?",
@@ -554,6 +555,39 @@ check_quiz = quiz("5.quiz", "05_capstone", [
         why={"number": "a filler records gap 2**bits - 1 = 7 and takes one position itself, so "
                        "each filler uses up 8 of the zeros; the weight's own gap must end at 7 "
                        "or less."}),
+    Question(
+        "In section 6's sweep the Huffman-coded file shrank from 4,937 bytes with 3-bit gaps to "
+        "4,228 bytes with 7-bit gaps, although every fixed-width gap got wider. Why?",
+        answer="c",
+        options={"a": "wider gaps let k-means use fewer centroids",
+                 "b": "a wider gap stores each weight's position more precisely, so fewer weights "
+                      "are rounded away",
+                 "c": "fewer gaps overflow, so fewer filler zeros are stored, and the Huffman code "
+                      "gives the common short gaps short codes whatever the width",
+                 "d": "the header shrinks when the gaps get wider"},
+        why={"a": "the codebooks were fixed in section 5 (4, 3 and 4 bits per layer); the gap "
+                  "width does not touch them.",
+             "b": "relative indices are exact at every width: a gap is never rounded, a long run "
+                  "of zeros only overflows into filler entries.",
+             "d": "the header describes the streams and holds a fixed-size checksum; look at the "
+                  "Huffman-coded bytes column, which falls as well."}),
+    Question(
+        "After Huffman coding, the encoded parameters are 57.1x smaller than the float32 ones, yet "
+        "the file on disk is 47.9x smaller. Where do the other bytes go?",
+        answer="d",
+        options={"a": "the file stores the biases in float32, the stage's count in float16",
+                 "b": "the Huffman code tables are saved in the file but left out of the stage's "
+                      "count",
+                 "c": "the file also keeps the dense weights, so that it loads fast",
+                 "d": "a JSON layout of the streams, a SHA-256 checksum and the .npz container"},
+        why={"a": "both are packed with bias_dtype=\"float16\": the same biases in the count and "
+                  "in the file.",
+             "b": ".nbytes already counts the code-length tables, with the values, gaps and "
+                  "codebooks.",
+             "c": "the dense weights alone are 202,440 bytes, about fifty times the whole file."}),
+])
+
+check_quiz_b = quiz("5b.quiz", "05b_capstone", [
     Question(
         "Loaded from its 48x smaller file, the Deep-Compression model runs no faster than the "
         "dense one in NumPy. Why?",
@@ -594,14 +628,14 @@ check_quiz = quiz("5.quiz", "05_capstone", [
     Question(
         "For exercise 5.3 you try 12 settings, keep the one with the best TEST accuracy and "
         "report that accuracy. What is wrong with it?",
-        answer="b",
-        options={"a": "nothing: the test split exists to measure accuracy",
-                 "b": "the reported accuracy is biased upward: the test split's luck took part in "
+        answer="a",
+        options={"a": "the reported accuracy is biased upward: the test split's luck took part in "
                       "the choice",
+                 "b": "nothing: the test split exists to measure accuracy",
                  "c": "the file gets larger",
                  "d": "it is only a problem when the test split is smaller than the training "
                       "split"},
-        why={"a": "the test split measures honestly only a model chosen without looking at it.",
+        why={"b": "the test split measures honestly only a model chosen without looking at it.",
              "c": "which split you choose on does not change how the bytes are counted.",
              "d": "the split's size is not the issue; using it to choose is."}),
 ])

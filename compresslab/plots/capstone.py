@@ -1,4 +1,4 @@
-"""Figures for the capstone: the Pareto front of accuracy vs bytes, and the pipeline stages."""
+"""Figures for lessons 05a and 05b: the pipeline stages (05a) and the Pareto front of accuracy vs bytes (05b)."""
 from __future__ import annotations
 
 import numpy as np

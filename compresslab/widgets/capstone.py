@@ -1,4 +1,4 @@
-"""Lesson 05 widget: where do the bytes of a compressed model go?
+"""Lesson 05a widget: where do the bytes of a compressed model go?
 
 Controls: the width of the relative indices (gap bits), Huffman coding on/off, and the storage
 of the biases (float32 / float16). The readout shows the size of the file
