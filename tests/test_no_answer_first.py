@@ -16,7 +16,7 @@ ANSWERS = {
     "0.1": {"nbytes", "num_params"}, "0.2": {"evaluate", "predict"},
     "0.3": {"Linear", "ReLU", "cross_entropy", "backward", "log_softmax"},
     "1.1": {"magnitude", "count_to_prune"}, "1.2": {"structured"}, "1.3": {"shrink"},
-    "1.4": {"sensitivity_scan", "max_sparsity"}, "1.5": {"polynomial_decay", "agp"},
+    "1.4": {"apply_masks", "step"}, "1.5": {"sensitivity_scan", "max_sparsity"}, "1.6": {"polynomial_decay", "agp"},
     "2.1": {"quantize"}, "2.2": {"qparams", "scale_zero_point"}, "2.3": {"quantize", "scale_zero_point"},
     "2.4": {"quantize_multiplier", "requantize"}, "2.5": {"FakeQuant", "fake_quantize", "forward", "backward"},
     "3.1": {"kd_loss"}, "3.2": {"kd_loss"}, "3.3": {"kd_loss"},

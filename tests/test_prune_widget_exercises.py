@@ -1,4 +1,4 @@
-"""Lesson 01 extras: the pruning explorer (readout changes; the work of a change, counted) and
+"""Lessons 01a and 01b extras: the pruning explorer (readout changes; the work of a change, counted) and
 the exercise checkers (accept correct answers, name the classic mistakes)."""
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def _assert_hints(check, wrong_answers):
 
 
 # ------------------------------------------------------------------------ exercise 1.1
-# The solution cell of lessons/01_pruning.ipynb, copied verbatim.
+# The solution cell of lessons/01a_pruning.ipynb, copied verbatim.
 def lesson_magnitude_mask(w, amount):
     k = amount if isinstance(amount, int) else round(amount * w.size)
     mask = np.ones(w.size, dtype=np.float32)
@@ -429,8 +429,9 @@ def test_checker_1_3_names_each_mistake():
 def test_checkers_registered():
     from compresslab.exercises import all_checkers
     reg = all_checkers()
-    assert {"1.1", "1.2", "1.3", "1.4", "1.5"} <= set(reg)
-    assert all(reg[k]["lesson"] == "01_pruning" for k in ("1.1", "1.2", "1.3", "1.4", "1.5"))
+    assert {"1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1a.quiz", "1b.quiz"} <= set(reg)
+    assert all(reg[k]["lesson"] == "01a_pruning" for k in ("1.1", "1.2", "1.3", "1.4", "1a.quiz"))
+    assert all(reg[k]["lesson"] == "01b_pruning_schedules" for k in ("1.5", "1.6", "1b.quiz"))
 
 
 def test_plots_draw_what_they_are_given():
@@ -468,12 +469,12 @@ def test_plots_draw_what_they_are_given():
     plt.close("all")
 
 
-# ------------------------------------------------------------------------ exercise 1.4
+# ------------------------------------------------------------------------ exercise 1.5
 import itertools  # noqa: E402  (the lesson's solution cell imports it the same way)
 
 
 def choose_sparsities(scan, sizes, budget):
-    # the solution cell of lessons/01_pruning.ipynb, copied verbatim
+    # the solution cell of lessons/01b_pruning_schedules.ipynb, copied verbatim
     best, best_drop = None, float("inf")
     for idx in itertools.product(range(len(scan.sparsities)), repeat=len(scan.layers)):
         choice = {name: float(scan.sparsities[j]) for name, j in zip(scan.layers, idx)}
@@ -591,9 +592,9 @@ def test_neuron_mask_checker_rejects_l1_norm():
     assert r.status == "fail" and "ranked rows by their L1 norm" in r.message
 
 
-# ------------------------------------------------------------------------ exercise 1.5
+# ------------------------------------------------------------------------ exercise 1.6
 def agp_sparsity(step, initial_sparsity, final_sparsity, begin_step, end_step, frequency):
-    # the solution cell of lessons/01_pruning.ipynb, copied verbatim
+    # the solution cell of lessons/01b_pruning_schedules.ipynb, copied verbatim
     if step < begin_step:                       # pruning has not started yet
         return float(initial_sparsity)
     if step >= end_step:                        # the ramp is over
@@ -745,67 +746,225 @@ def test_checker_1_5_hints_for_the_rules_agree_with_the_reference():
             assert hint is None
 
 
-# ------------------------------------------------------------------------ the self-check quiz
-NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "01_pruning.ipynb"
-QUIZ_RIGHT = {1: "a", 2: 2, 3: "b", 4: "c", 5: "c"}     # the lesson's quiz1-solution
+# ------------------------------------------------------------------------ exercise 1.4
+# The solution cell of lessons/01a_pruning.ipynb, copied verbatim.
+def masked_sgd(W, b, mask, grads, lr):
+    mask = np.asarray(mask, dtype=W.dtype)
+    W = W * mask                    # a fresh mask may arrive with nonzero weights under it
+    b = b.copy()
+    for gW, gb in grads:
+        W = W - lr * gW             # the plain SGD step ...
+        W = W * mask                # ... then the mask again: pruned weights stay exactly 0
+        b = b - lr * gb             # the bias is not pruned
+    return W, b
 
 
-def _cells():
-    return json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+def test_masked_sgd_accepts_the_lesson_solution_and_the_reference():
+    r = ex.check_masked_sgd(masked_sgd, quiet=True)
+    assert _ok(r) and "all 7 cases" in r.message, r.message
+    assert _ok(ex.check_masked_sgd(ex._ref_masked_sgd, quiet=True))
+    # masking the gradient too, after zeroing W once, is the same update: accepted
+    def grad_masked(W, b, mask, grads, lr):
+        W = W * mask
+        for gW, gb in grads:
+            W, b = W - lr * (gW * mask), b - lr * gb
+        return W, b
+    assert _ok(ex.check_masked_sgd(grad_masked, quiet=True))
 
 
-def test_quiz_solution_is_the_lessons_and_passes():
-    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"]) for c in _cells()}
+def test_masked_sgd_reference_is_the_library_training_loop():
+    """The reference is what nn.fit does with layer.masks: pruned weights exactly 0, kept ones
+    moved by plain SGD."""
+    g = np.random.default_rng(0)
+    W, b = g.normal(size=(4, 5)).astype(np.float32), g.normal(size=4).astype(np.float32)
+    mask = (g.uniform(size=(4, 5)) > 0.5).astype(np.float32)
+    grads = [(g.normal(size=(4, 5)).astype(np.float32), g.normal(size=4).astype(np.float32))]
+    W1, b1 = ex._ref_masked_sgd(W, b, mask, grads, 0.1)
+    assert np.all(W1[mask == 0] == 0)
+    np.testing.assert_allclose(W1[mask == 1], (W - 0.1 * grads[0][0])[mask == 1], rtol=1e-6)
+    np.testing.assert_allclose(b1, b - 0.1 * grads[0][1], rtol=1e-6)
+
+
+def test_masked_sgd_names_the_classic_mistakes():
+    def grad_only(W, b, mask, grads, lr):
+        for gW, gb in grads:
+            W, b = W - lr * gW * mask, b - lr * gb
+        return W, b
+
+    def before_only(W, b, mask, grads, lr):
+        for gW, gb in grads:
+            W = W * mask - lr * gW
+            b = b - lr * gb
+        return W, b
+
+    def inverted(W, b, mask, grads, lr):
+        return masked_sgd(W, b, 1 - mask, grads, lr)
+
+    def ascent(W, b, mask, grads, lr):
+        return masked_sgd(W, b, mask, grads, -lr)
+
+    def bias_masked(W, b, mask, grads, lr):
+        W, b = masked_sgd(W, b, mask, grads, lr)
+        return W, b * mask.any(axis=1)
+
+    def bias_frozen(W, b, mask, grads, lr):
+        return masked_sgd(W, b, mask, grads, lr)[0], b
+
+    def reprune(W, b, mask, grads, lr):
+        k = int((mask == 0).sum())
+        W = W * mask
+        for gW, gb in grads:
+            W = W - lr * gW
+            W = W * P.magnitude(W, k)
+            b = b - lr * gb
+        return W, b
+
+    def unmasked(W, b, mask, grads, lr):
+        return masked_sgd(W, b, np.ones_like(mask), grads, lr)
+
+    _assert_hints(ex.check_masked_sgd, [
+        (grad_only, "you masked the gradient only"),
+        (before_only, "before each update only"),
+        (inverted, "your mask is inverted"),
+        (ascent, "move *up* the gradient"),
+        (bias_masked, "Biases are not pruned"),
+        (bias_frozen, "your bias did not move"),
+        (reprune, "you chose a new mask"),
+        (unmasked, "you never applied the mask"),
+        (lambda W, b, mask, grads, lr: masked_sgd(W, b, mask, grads, lr)[0], "return a pair"),
+    ])
+
+
+def test_masked_sgd_rejects_changing_the_inputs_in_place():
+    def in_place(W, b, mask, grads, lr):
+        W *= mask
+        for gW, gb in grads:
+            W -= lr * gW
+            W *= mask
+            b -= lr * gb
+        return W, b
+
+    def changes_mask(W, b, mask, grads, lr):
+        out = masked_sgd(W, b, mask, grads, lr)
+        mask[:] = 1
+        return out
+
+    for wrong in (in_place, changes_mask):
+        r = ex.check_masked_sgd(wrong, quiet=True)
+        assert r.status == "fail" and "changed its inputs in place" in r.message, r.message
+
+
+def test_masked_sgd_every_mistake_is_told_apart_from_the_reference():
+    for m in ex._SGD_MISTAKES:
+        r = ex.check_masked_sgd(m.fn, quiet=True)
+        assert r.status == "fail" and r.message.startswith(m.hint), (m.hint, r.message)
+
+
+# ------------------------------------------------------------------------ the self-check quizzes
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+QUIZZES = {  # lesson -> (quiz, its grade-id stem, the lesson's quiz solution)
+    "01a_pruning": (ex.check_quiz_a, "quiz1a", {1: "a", 2: 2, 3: "b", 4: "c"}),
+    "01b_pruning_schedules": (ex.check_quiz_b, "quiz1b", {1: "c", 2: 0.7, 3: "b", 4: "c"}),
+}
+NOTEBOOK_A, NOTEBOOK_B = (LESSONS / f"{stem}.ipynb" for stem in QUIZZES)
+
+
+def _cells(path=NOTEBOOK_B):
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+@pytest.mark.parametrize("stem", QUIZZES)
+def test_quiz_solution_is_the_lessons_and_passes(stem):
+    check, gid, right = QUIZZES[stem]
+    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"])
+             for c in _cells(LESSONS / f"{stem}.ipynb")}
     ns = {}
-    exec(cells["quiz1-solution"], ns)
-    assert ns["quiz_answers"]() == QUIZ_RIGHT
-    r = ex.check_quiz(ns["quiz_answers"], quiet=True)
-    assert _ok(r) and "all 5 answers" in r.message, r.message
-    assert "cl.exercises.lesson01.check_quiz(quiz_answers)" in cells["quiz1-check"]
+    exec(cells[f"{gid}-solution"], ns)
+    assert ns["quiz_answers"]() == right
+    r = check(ns["quiz_answers"], quiet=True)
+    assert _ok(r) and f"all {len(right)} answers" in r.message, r.message
+    name = "check_quiz_a" if stem.startswith("01a") else "check_quiz_b"
+    assert f"cl.exercises.lesson01.{name}(quiz_answers)" in cells[f"{gid}-check"]
+    assert 3 <= len(check.questions) <= 5
 
 
-def test_quiz_is_shown_verbatim_in_the_lesson():
-    text = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown")
-    assert ex.check_quiz.markdown() in text
+@pytest.mark.parametrize("stem", QUIZZES)
+def test_quiz_is_shown_verbatim_in_the_lesson(stem):
+    text = "\n".join("".join(c["source"]) for c in _cells(LESSONS / f"{stem}.ipynb")
+                     if c["cell_type"] == "markdown")
+    assert QUIZZES[stem][0].markdown() in text
 
 
-_WRONG_OPTIONS = [(n, letter) for n, q in enumerate(ex.check_quiz.questions, 1) if q.options
+_WRONG_OPTIONS = [(stem, n, letter) for stem, (check, _, _) in QUIZZES.items()
+                  for n, q in enumerate(check.questions, 1) if q.options
                   for letter in q.options if letter != q.answer]
 
 
-@pytest.mark.parametrize("number,letter", _WRONG_OPTIONS, ids=lambda x: str(x))
-def test_quiz_each_wrong_option_fails_with_its_own_hint(number, letter):
-    q = ex.check_quiz.questions[number - 1]
-    r = ex.check_quiz(lambda: {**QUIZ_RIGHT, number: letter}, quiet=True)
-    assert r.status == "fail" and r.message.startswith("4 of 5 right.")
+@pytest.mark.parametrize("stem,number,letter", _WRONG_OPTIONS, ids=lambda x: str(x))
+def test_quiz_each_wrong_option_fails_with_its_own_hint(stem, number, letter):
+    check, _, right = QUIZZES[stem]
+    q = check.questions[number - 1]
+    r = check(lambda: {**right, number: letter}, quiet=True)
+    n = len(right)
+    assert r.status == "fail" and r.message.startswith(f"{n - 1} of {n} right.")
     assert f"Q{number}: ({letter}) is not it: {q.why[letter]}" in r.message
     assert f"({q.answer})" not in r.message
 
 
 def test_quiz_number_is_python_round_not_the_classic_slips():
     # 0.25 * 10 = 2.5 exactly; Python's round (half to even, as torch) gives 2
+    check, _, right = QUIZZES["01a_pruning"]
     assert round(0.25 * 10) == 2 == P.count_to_prune(0.25, 10)
     slips = {"round half up / ceil": 3, "unrounded": 2.5, "the kept count": 8, "the kept count, unrounded": 7.5}
     for slip, value in slips.items():
-        r = ex.check_quiz(lambda value=value: {**QUIZ_RIGHT, 2: value}, quiet=True)
+        r = check(lambda value=value: {**right, 2: value}, quiet=True)
         assert r.status == "fail" and "Q2:" in r.message and "ends in exactly .5" in r.message, slip
 
 
+def test_quiz_agp_halfway_is_the_library_schedule_not_the_classic_slips():
+    check, _, right = QUIZZES["01b_pruning_schedules"]
+    assert P.polynomial_decay(50, 0.0, 0.8, 0, 100).sparsity == pytest.approx(0.7)
+    slips = {"linear": 0.4, "the cube of the progress, s_f * p^3": 0.1, "square": 0.6}
+    for slip, value in slips.items():
+        r = check(lambda value=value: {**right, 2: value}, quiet=True)
+        assert r.status == "fail" and "Q2:" in r.message and "cube" in r.message, slip
+
+
 def test_quiz_every_wrong_option_has_a_hint_and_none_gives_the_answer():
-    for q in ex.check_quiz.questions:
-        if q.options:
-            assert set(q.why) == set(q.options) - {q.answer}, q.prompt
-            for hint in q.why.values():
-                assert q.options[q.answer] not in hint
-        else:
-            assert str(q.answer) not in q.why["number"]
+    for check, _, _ in QUIZZES.values():
+        for q in check.questions:
+            if q.options:
+                assert set(q.why) == set(q.options) - {q.answer}, q.prompt
+                for hint in q.why.values():
+                    assert q.options[q.answer] not in hint
+            else:
+                assert str(q.answer) not in q.why["number"]
 
 
-# ------------------------------------------------------------------------ the lesson's statistics
+# ------------------------------------------------------------------------ the lessons' statistics
 def test_lesson_reads_the_test_split_once_for_its_final_claim():
-    """Sweeps, scans and the explorer score on validation (issue #15); only the final-claim cell
-    reads the test split."""
-    code = ["".join(c["source"]) for c in _cells() if c["cell_type"] == "code"]
+    """Sweeps, scans and the explorer score on validation (issue #15); only lesson 01b's
+    final-claim cell reads the test split, and lesson 01a makes no test-split claim."""
+    code = ["".join(c["source"]) for c in _cells(NOTEBOOK_B) if c["cell_type"] == "code"]
     readers = [src for src in code if "X_test" in src or "y_test" in src]
     assert len(readers) == 1 and "within 1 point of dense" in readers[0], readers
-    assert any("prune_widget.build(model, digits.X_val, digits.y_val)" in src for src in code)
+    code_a = ["".join(c["source"]) for c in _cells(NOTEBOOK_A) if c["cell_type"] == "code"]
+    assert not [src for src in code_a if "X_test" in src or "y_test" in src]
+    assert any("prune_widget.build(model, digits.X_val, digits.y_val)" in src for src in code_a)
+
+
+@pytest.mark.parametrize("stem", QUIZZES)
+def test_lesson_has_its_active_learning_parts(stem):
+    import nbformat
+
+    from compresslab import course
+    nb = nbformat.read(LESSONS / f"{stem}.ipynb", as_version=4)
+    est = course.estimate_minutes(nb)
+    assert course.stated_minutes(nb) == est.total <= 90
+    md = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert 2 <= sum(s.startswith("**Predict, then run.**") for s in md) <= 3
+    assert sum(s.startswith("**Reflect.**") for s in md) == 1
+    builds = [c for c in nb.cells if "### BEGIN SOLUTION" in c.source and "def quiz_answers" not in c.source
+              and len([ln for ln in c.source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+                       .splitlines() if ln.strip()]) >= 8]
+    assert builds, "each half has a build-it exercise"

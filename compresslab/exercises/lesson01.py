@@ -1,5 +1,6 @@
-"""Checkers for lesson 01 (pruning): exercises 1.1 to 1.5, and ``check_quiz``, the lesson's
-self-check quiz ("1.quiz")."""
+"""Checkers for lesson 01 (pruning), in two notebooks: lesson 01a (``01a_pruning``: exercises 1.1
+to 1.4 and ``check_quiz_a``, "1a.quiz") and lesson 01b (``01b_pruning_schedules``: exercises 1.5
+and 1.6 and ``check_quiz_b``, "1b.quiz")."""
 from __future__ import annotations
 
 import itertools
@@ -7,7 +8,7 @@ import math
 
 import numpy as np
 
-from .. import prune
+from .. import nn, prune
 from ._core import Case, Feedback, Mistake, Question, checker, compare_cases, quiz, same, same_number
 
 
@@ -211,7 +212,7 @@ _MAGNITUDE_MISTAKES = [
 ]
 
 
-@checker("1.1", "magnitude mask", lesson="01_pruning")
+@checker("1.1", "magnitude mask", lesson="01a_pruning")
 def check_magnitude_mask(magnitude_mask):
     """``magnitude_mask(w, amount)``: 0 for the ``k`` smallest ``|w|``, 1 elsewhere; ``amount`` an
     int count or a float fraction rounded like torch (``round(amount * w.size)``). With tied
@@ -395,7 +396,7 @@ _NEURON_MISTAKES = [
 ]
 
 
-@checker("1.2", "neuron (row) mask", lesson="01_pruning")
+@checker("1.2", "neuron (row) mask", lesson="01a_pruning")
 def check_neuron_mask(neuron_mask):
     """``neuron_mask(W, amount)`` for a Linear weight ``W`` of shape (out, in): zero the
     ``k = round(amount * out)`` whole rows (neurons) with the smallest L2 norm. With tied norms
@@ -535,7 +536,7 @@ def _describe_triple(t):
     return repr(t)
 
 
-@checker("1.3", "remove neurons", lesson="01_pruning")
+@checker("1.3", "remove neurons", lesson="01a_pruning")
 def check_remove_neurons(remove_neurons):
     """``remove_neurons(W1, b1, W2, keep)`` -> ``(W1_small, b1_small, W2_small)``: keep only the
     hidden neurons ``keep`` of ``x -> relu(x @ W1.T + b1) -> @ W2.T`` (in any order, the same in
@@ -545,6 +546,166 @@ def check_remove_neurons(remove_neurons):
 
 
 # ------------------------------------------------------------------------------- 1.4
+def _ref_masked_sgd(W, b, mask, grads, lr):
+    """The library's way: install the mask (``prune.apply_masks``: ``W <- W * mask``), then plain
+    SGD steps of :class:`nn.SGD`, which multiplies every masked parameter by its mask after each
+    update."""
+    layer = nn.Linear(W.shape[1], W.shape[0])
+    layer.weight, layer.bias = W.astype(np.float32), b.astype(np.float32)
+    model = prune.apply_masks(nn.Sequential(layer), {"0.weight": mask})
+    opt = nn.SGD(model, lr=lr, momentum=0.0)
+    for gW, gb in grads:
+        layer.grads = {"weight": np.asarray(gW, np.float32), "bias": np.asarray(gb, np.float32)}
+        opt.step()
+    return layer.weight, layer.bias
+
+
+def _sgd_variant(mask_start=True, mask_after=True, mask_before=False, mask_grad=False, sign=-1.0,
+                 invert=False, bias="sgd", reprune=False):
+    """A learner's masked SGD with one classic mistake (the defaults give the reference)."""
+
+    def answer(W, b, mask, grads, lr):
+        m = 1 - mask if invert else mask
+        W, b = W.astype(np.float32), b.astype(np.float32)
+        if mask_start:
+            W = W * m
+        k = int(np.sum(mask == 0))
+        for gW, gb in grads:
+            if mask_before:
+                W = W * m                              # masked before the update
+            W = W + sign * lr * (gW * m if mask_grad else gW)
+            if reprune:
+                m = prune.magnitude(W, k)              # a new mask chosen from the new weights
+            if mask_after:
+                W = W * m
+            if bias == "sgd":
+                b = b + sign * lr * gb
+            elif bias == "masked":
+                b = (b + sign * lr * gb) * m.any(axis=1)
+        return W, b
+
+    return answer
+
+
+def _sgd_case(description, shape, seed, mask, steps, lr=0.1):
+    g = np.random.default_rng(seed)
+    W = g.normal(size=shape).astype(np.float32)           # nonzero under the mask too
+    b = g.normal(size=shape[0]).astype(np.float32)
+    grads = [(g.normal(size=shape).astype(np.float32), g.normal(size=shape[0]).astype(np.float32))
+             for _ in range(steps)]
+    return Case(description, (W, b, np.asarray(mask, np.float32), grads, lr))
+
+
+def _sgd_cases():
+    g = np.random.default_rng(41)
+    rows = np.ones((4, 6), np.float32)
+    rows[[1, 3]] = 0                                      # two whole neurons pruned
+    return [
+        _sgd_case("W of shape (3, 4), a fresh 50% magnitude mask, 1 step",
+                  (3, 4), 0, prune.magnitude(_tie_free((3, 4), 20), 0.5), 1),
+        _sgd_case("W of shape (5, 3), a random 40% mask, 3 steps",
+                  (5, 3), 1, (g.uniform(size=(5, 3)) > 0.4).astype(np.float32), 3),
+        _sgd_case("W of shape (4, 6) with rows 1 and 3 pruned (whole neurons), 2 steps, lr=0.05",
+                  (4, 6), 2, rows, 2, lr=0.05),
+        _sgd_case("W of shape (2, 5), a mask of all ones (nothing pruned), 2 steps",
+                  (2, 5), 3, np.ones((2, 5)), 2),
+        _sgd_case("W of shape (3, 3), a mask of all zeros (everything pruned), 1 step",
+                  (3, 3), 4, np.zeros((3, 3)), 1),
+        _sgd_case("W of shape (6, 4), a 75% mask, 4 steps, lr=0.2",
+                  (6, 4), 5, (g.uniform(size=(6, 4)) > 0.75).astype(np.float32), 4, lr=0.2),
+        _sgd_case("W of shape (3, 5), a 50% mask, no steps at all (the mask alone)",
+                  (3, 5), 6, prune.magnitude(_tie_free((3, 5), 21), 0.5), 0),
+    ]
+
+
+def _equal_pair(got, want):
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise Feedback("return a pair (W_new, b_new): the weights and the bias after the steps, "
+                       f"got {type(got).__name__}" + (f" of length {len(got)}." if
+                                                      isinstance(got, (tuple, list)) else "."))
+    return same(got[0], want[0]) and same(got[1], want[1])
+
+
+def _describe_pair(x):
+    if isinstance(x, (tuple, list)) and len(x) == 2:
+        return f"(W of shape {np.shape(x[0])}, b of shape {np.shape(x[1])})"
+    return repr(x)
+
+
+def _explain_sgd(got, want, case):
+    W, _, mask = case.args[:3]
+    gW, gb = (np.asarray(a) for a in got)
+    if gW.shape != W.shape or gb.shape != (W.shape[0],):
+        return (f"your W has shape {gW.shape} and b {gb.shape}; both keep the layer's shapes, "
+                f"W {W.shape} and b {(W.shape[0],)} (seen on {case.description}).")
+    pruned = mask == 0
+    if pruned.any() and not np.all(gW[pruned] == 0):
+        return ("some pruned weights are not zero in your W: after the last step every weight "
+                f"where the mask is 0 must be exactly 0 (seen on {case.description}).")
+    if not same(gW, want[0]):
+        return f"your kept weights differ from plain SGD's W - lr * gW (seen on {case.description})."
+    return f"your bias differs from plain SGD's b - lr * gb (seen on {case.description})."
+
+
+_SGD_RULE = ("take the SGD step W - lr * gW, then multiply by the mask again, after every step "
+             "(what the optimizers of compresslab.nn do with layer.masks)")
+_SGD_MISTAKES = [
+    Mistake(_sgd_variant(mask_start=False, mask_after=False),
+            "you never applied the mask: the pruned weights are back (and were never zeroed). "
+            f"Zero them, and keep them zero: {_SGD_RULE}."),
+    Mistake(_sgd_variant(mask_start=False, mask_after=False, mask_grad=True),
+            "you masked the gradient only: the pruned weights stop moving, but they started "
+            "nonzero (the mask was just chosen on a trained W), so they stay nonzero. Zero the "
+            f"weights themselves: {_SGD_RULE}."),
+    Mistake(_sgd_variant(mask_after=False, mask_before=True),
+            "you applied the mask before each update only: the update itself (- lr * gW) makes the "
+            f"pruned weights nonzero again. Apply it after the update: {_SGD_RULE}."),
+    Mistake(_sgd_variant(invert=True),
+            "your mask is inverted: you zeroed the kept weights and trained the pruned ones. The "
+            "mask is 1 where a weight is kept and 0 where it is pruned: multiply by mask, not "
+            "1 - mask."),
+    Mistake(_sgd_variant(sign=1.0),
+            "your weights move *up* the gradient (W + lr * gW): gradient descent subtracts, "
+            "W - lr * gW, and the same for the bias."),
+    Mistake(_sgd_variant(bias="masked"),
+            "you zeroed the bias of the neurons whose weights are all pruned: the mask is for W "
+            "only. Biases are not pruned: they take the plain step b - lr * gb."),
+    Mistake(_sgd_variant(bias="frozen"),
+            "your bias did not move: only W is masked, the bias is trained as usual, "
+            "b - lr * gb."),
+    Mistake(_sgd_variant(reprune=True),
+            "you chose a new mask from the updated weights (re-pruning by magnitude at each step): "
+            "the mask is given and stays fixed during fine-tuning; only the AGP schedule of "
+            "lesson 01b re-prunes, on its own steps. Multiply by the mask you were given."),
+]
+
+
+@checker("1.4", "masked SGD: pruned weights stay zero", lesson="01a_pruning")
+def check_masked_sgd(masked_sgd):
+    """``masked_sgd(W, b, mask, grads, lr)`` -> ``(W_new, b_new)``: plain SGD steps
+    ``W - lr * gW``, ``b - lr * gb`` for each ``(gW, gb)`` in ``grads``, with every weight where
+    ``mask`` is 0 exactly zero in the result (also when ``W`` arrives nonzero there) and the
+    kept weights and the bias moving as plain SGD moves them; compared with ``prune.apply_masks``
+    and :class:`nn.SGD` (momentum 0). The inputs must be left unchanged."""
+    cases = _sgd_cases()
+    compare_cases(masked_sgd, _ref_masked_sgd, cases, _SGD_MISTAKES, equal=_equal_pair,
+                  describe=_describe_pair, explain=_explain_sgd)
+    W, b, mask, grads, lr = cases[1].args
+    args = (W.copy(), b.copy(), mask.copy(), [(gW.copy(), gb.copy()) for gW, gb in grads], lr)
+    masked_sgd(*args)
+    if not (np.array_equal(args[0], W) and np.array_equal(args[1], b)
+            and np.array_equal(args[2], mask)):
+        raise Feedback("your function changed its inputs in place (W -= ..., W *= mask, "
+                       "mask[...] = ...): the caller keeps using W and the mask (the same mask "
+                       "for the next epoch), so work on copies and return new arrays.")
+    if any(not (np.array_equal(a, ga) and np.array_equal(c, gc))
+           for (a, c), (ga, gc) in zip(args[3], grads)):
+        raise Feedback("your function changed the gradients in grads in place; leave its inputs "
+                       "unchanged and return new arrays.")
+    return f"pruned weights stay exactly zero, kept ones move as SGD: all {len(cases)} cases agree."
+
+
+# ------------------------------------------------------------------------------- 1.5
 def _kept(sizes, choice):
     return sum(n - prune.count_to_prune(float(choice[name]), n) for name, n in sizes.items())
 
@@ -770,7 +931,7 @@ _BUDGET_MISTAKES = [
 ]
 
 
-@checker("1.4", "per-layer sparsities for a size budget", lesson="01_pruning")
+@checker("1.5", "per-layer sparsities for a size budget", lesson="01b_pruning_schedules")
 def check_choose_sparsities(choose_sparsities):
     """``choose_sparsities(scan, sizes, budget)`` -> ``{layer: sparsity}`` with sparsities taken
     from ``scan.sparsities``, at most ``budget`` weights kept in total
@@ -781,7 +942,7 @@ def check_choose_sparsities(choose_sparsities):
     return f"within budget and the least total accuracy drop on all {len(cases)} cases."
 
 
-# ------------------------------------------------------------------------------- 1.5
+# ------------------------------------------------------------------------------- 1.6
 def _last_update(step, begin_step, frequency):
     """The last mask update at or before ``step``, counted from ``begin_step``."""
     return begin_step + (step - begin_step) // frequency * frequency
@@ -893,7 +1054,7 @@ def _explain_agp(got, want, case):
     return None
 
 
-@checker("1.5", "the AGP sparsity schedule", lesson="01_pruning")
+@checker("1.6", "the AGP sparsity schedule", lesson="01b_pruning_schedules")
 def check_agp_sparsity(agp_sparsity):
     """``agp_sparsity(step, initial_sparsity, final_sparsity, begin_step, end_step, frequency)``:
     ``initial_sparsity`` before ``begin_step``, ``final_sparsity`` from ``end_step`` on, and in
@@ -906,7 +1067,7 @@ def check_agp_sparsity(agp_sparsity):
 
 
 # ------------------------------------------------------------------ self-check quiz
-check_quiz = quiz("1.quiz", "01_pruning", [
+check_quiz_a = quiz("1a.quiz", "01a_pruning", [
     Question(
         "Section 1 pruned half of layer 0 by the *signed* value (the 50% most negative weights) "
         "and lost far more accuracy than pruning the 50% smallest |w|. Why?",
@@ -933,7 +1094,7 @@ check_quiz = quiz("1.quiz", "01_pruning", [
                        "it rounds a value that ends in exactly .5 (neither always up nor always "
                        "down)."}),
     Question(
-        "Section 6 zeroed half of the hidden neurons of the 64-1024-1024-10 MLP with a mask, "
+        "Section 4 zeroed half of the hidden neurons of the 64-1024-1024-10 MLP with a mask, "
         "keeping the matrix shapes. How many multiply-adds does that masked model do per batch "
         "of 64, compared with the dense model's 71,958,528?",
         "b",
@@ -951,6 +1112,79 @@ check_quiz = quiz("1.quiz", "01_pruning", [
                  "row and column in place.",
             "d": "the mask was applied once, to the stored weights (apply_masks); inference then "
                  "runs the same dense products as before.",
+        }),
+    Question(
+        "`cl.speed.compare` measures a speedup of 1.03x with the 95% interval [1.01, 1.04]. "
+        "Which verdict does it print?",
+        "c",
+        options={
+            "a": "faster",
+            "b": "no clear difference",
+            "c": "no practical difference",
+            "d": "slower",
+        },
+        why={
+            "a": "the whole interval is above 1, but 'faster' needs it above 1.05: the practical "
+                 "band AA_BAND = 5 % is there because two copies of the same weights already "
+                 "time a few percent apart (up to 5-6 % seen on a busy 2-core machine).",
+            "b": "'no clear difference' is for an interval that crosses an edge of the band "
+                 "[1/1.05, 1.05]; check where both ends of this one lie.",
+            "d": "a speedup above 1 means the variant took less time than the baseline, not "
+                 "more.",
+        }),
+])
+
+
+check_quiz_b = quiz("1b.quiz", "01b_pruning_schedules", [
+    Question(
+        "The sensitivity scan of section 1 found each layer prunable *alone* within 1 point: "
+        "0.weight to 70%, 2.weight to 90%, 4.weight to 50%. You prune all three to those "
+        "sparsities at once, with no retraining. What can you say before measuring?",
+        "c",
+        options={
+            "a": "The model stays within 1 point: each layer does.",
+            "b": "The model loses exactly 3 points: the three 1-point limits add up.",
+            "c": "Nothing certain: each limit was measured with the other layers dense, and "
+                 "the errors of several pruned layers can compound, so the combination must be "
+                 "measured itself.",
+            "d": "It does better than any layer alone, since the layers share the damage.",
+        },
+        why={
+            "a": "each limit was measured with the other two layers intact; pruned together, "
+                 "the next layer receives already-damaged inputs, so the losses need not stay "
+                 "within any one layer's budget.",
+            "b": "the scan gives a bound per layer, not a drop of exactly 1 point each, and "
+                 "drops of different layers neither add exactly nor have to add at all.",
+            "d": "pruning more weights does not spread the damage thinner: every pruned layer "
+                 "adds its own error to what the next layer receives.",
+        }),
+    Question(
+        "An AGP ramp goes from initial sparsity 0 to final sparsity 0.8. What sparsity does it "
+        "give exactly halfway through the ramp, (t - t0) / (n dt) = 0.5? (A number in [0, 1], "
+        "to 0.01.)",
+        0.7, tol=0.005,
+        why={"number": "AGP is not linear in time: evaluate s_f + (s_i - s_f)(1 - p)^3 of "
+                       "section 2 with p = 0.5, and check which of the two quantities, p or "
+                       "1 - p, the cube is taken of."}),
+    Question(
+        "At 95% sparsity, after the same 10 epochs of fine-tuning, random masks reach 86.1% and "
+        "magnitude masks 95.8% on the 360 validation images (one seed each). What does this "
+        "show?",
+        "b",
+        options={
+            "a": "Nothing: one seed on 360 images cannot separate two recipes.",
+            "b": "A real difference: the gap of almost 10 points is several times two binomial "
+                 "standard errors, so which weights are kept matters when few remain.",
+            "c": "Random masks are as good as magnitude masks, only slower to fine-tune.",
+            "d": "Fine-tuning does not help random masks at all.",
+        },
+        why={
+            "a": "one seed on 360 images does blur small gaps, but compare this one with two "
+                 "standard errors, sqrt(p (1 - p) / n), a few points at most here.",
+            "c": "both recipes got exactly the same 10 epochs; the lesson measured where they "
+                 "ended, not a trend that would close the gap with more epochs.",
+            "d": "random one-shot at 95% is at 16.9%; fine-tuning lifted it by tens of points, "
+                 "just not as far as magnitude masks.",
         }),
     Question(
         "Two pruning recipes, one seed each, score 96.9% and 96.4% on the 360 validation images. "
@@ -973,24 +1207,5 @@ check_quiz = quiz("1.quiz", "01_pruning", [
                  "would not separate them either.",
             "d": "both models were scored on the same held-out images; a lower held-out accuracy "
                  "says nothing about overfitting, and the gap is within the noise anyway.",
-        }),
-    Question(
-        "`cl.speed.compare` measures a speedup of 1.03x with the 95% interval [1.01, 1.04]. "
-        "Which verdict does it print?",
-        "c",
-        options={
-            "a": "faster",
-            "b": "no clear difference",
-            "c": "no practical difference",
-            "d": "slower",
-        },
-        why={
-            "a": "the whole interval is above 1, but 'faster' needs it above 1.05: the practical "
-                 "band AA_BAND = 5 % is there because two copies of the same weights already "
-                 "time a few percent apart (up to 5-6 % seen on a busy 2-core machine).",
-            "b": "'no clear difference' is for an interval that crosses an edge of the band "
-                 "[1/1.05, 1.05]; check where both ends of this one lie.",
-            "d": "a speedup above 1 means the variant took less time than the baseline, not "
-                 "more.",
         }),
 ])

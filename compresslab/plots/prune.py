@@ -1,4 +1,4 @@
-"""Figures for lesson 01 (pruning): histograms with thresholds, mask pictures, sensitivity,
+"""Figures for lessons 01a and 01b (pruning): histograms with thresholds, mask pictures, sensitivity,
 accuracy-vs-sparsity curves, schedules. No algorithms here: they draw what
 :mod:`compresslab.prune` computed."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Pruning explorer: sparsity slider, method, layer -> histogram with threshold, mask picture,
-parameter count and accuracy on the data it is given (the validation split in lesson 01:
+parameter count and accuracy on the data it is given (the validation split in lesson 01a:
 a widget is a sweep, and sweeps score on validation; the test split is read once per final
 claim).
 
