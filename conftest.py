@@ -1,7 +1,7 @@
 """pytest configuration for the whole repository (tests/ and the lesson notebooks under nbval).
 
 It lives at the root so that it applies however pytest is started: ``pytest``,
-``pytest tests/test_quant.py`` or ``pytest lessons/04_speedup.ipynb``.
+``pytest tests/test_quant.py`` or ``pytest lessons/04a_benchmarking.ipynb``.
 """
 import functools
 

@@ -1,11 +1,11 @@
-"""Measure CPU vs GPU for lesson 04 on a real CUDA GPU and write the labelled reference file.
+"""Measure CPU vs GPU for lesson 04b on a real CUDA GPU and write the labelled reference file.
 
     python benchmarks/gpu_reference.py            # writes compresslab/datasets/gpu_reference.json
     python benchmarks/gpu_reference.py --out x.json
 
 Runs only where torch sees a CUDA device: it never writes numbers that were not measured on a
 GPU. Takes well under two minutes. What it measures, for the MLP 1024-4096-4096-10 that
-lesson 04 and `compresslab bench` use (float32, eval mode, torch.inference_mode):
+lesson 04b and `compresslab bench` use (float32, eval mode, torch.inference_mode):
 
 * a batch-size sweep: CPU time (all CPU threads), GPU compute time with the input already on
   the GPU (torch.cuda.synchronize around every sample), and GPU time including the

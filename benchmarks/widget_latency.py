@@ -139,7 +139,7 @@ def dashboard_widget(ctx):
     from compresslab import backend, nn, prune, speed
     from compresslab.widgets.speed import benchmark_dashboard
     d = ctx["digits"]
-    dense = nn.mlp((64, 512, 512, 10), seed=0)            # lesson 04's model
+    dense = nn.mlp((64, 512, 512, 10), seed=0)            # lessons 04a/04b's model
     nn.fit(dense, d.X_train, d.y_train, epochs=2, batch_size=64, lr=1e-3, seed=0, progress=False)
     masked = prune.apply_masks(copy.deepcopy(dense), speed.hidden_unit_masks(dense, amount=0.5))
     numpy_models = {"dense": dense, "masked": masked, "shrunk": prune.shrink(masked)}
@@ -164,7 +164,7 @@ def dashboard_widget(ctx):
 def capstone_widget(ctx):
     from compresslab import encode, prune, quant
     from compresslab.widgets.capstone import GAP_BITS, encoding_explorer
-    shared = ctx["model"].copy()                          # lesson 05: pruned, then weight-shared
+    shared = ctx["model"].copy()                          # lesson 05a: pruned, then weight-shared
     prune.apply_masks(shared, prune.model_masks(shared, None, layers={"0.weight": 0.96, "2.weight": 0.96,
                                                                         "4.weight": 0.8}))
     for name, bits in {"0.weight": 4, "2.weight": 3, "4.weight": 4}.items():
@@ -181,12 +181,12 @@ def capstone_widget(ctx):
 
 WIDGETS = [
     ("lesson 00 digit explorer", tour_widget),
-    ("lesson 01 pruning explorer", prune_widget),
+    ("lesson 01a pruning explorer", prune_widget),
     ("lesson 02b quantization explorer", quant_widget),
     ("lesson 03 temperature explorer", distill_widget),
-    ("lesson 04 Amdahl explorer", amdahl_widget),
-    ("lesson 04 benchmark dashboard", dashboard_widget),
-    ("lesson 05 encoding explorer", capstone_widget),
+    ("lesson 04b Amdahl explorer", amdahl_widget),
+    ("lesson 04b benchmark dashboard", dashboard_widget),
+    ("lesson 05a encoding explorer", capstone_widget),
 ]
 
 
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     digits = data.load_digits(seed=0)
-    model = nn.mlp((64, 300, 100, 10), seed=0)            # lessons 01, 02, 03 (teacher) and 05
+    model = nn.mlp((64, 300, 100, 10), seed=0)            # lessons 01, 02, 03 (teacher) and 05a
     nn.fit(model, digits.X_train, digits.y_train, epochs=5, seed=0, progress=False)
     ctx = {"digits": digits, "model": model}
 

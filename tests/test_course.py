@@ -104,6 +104,7 @@ def test_lesson_states_its_estimated_time_and_fits_one_sitting(lesson):
     estimate = course.estimate_minutes(nb)
     assert course.stated_minutes(nb) == estimate.total, (
         f"{lesson.name} states {course.stated_minutes(nb)} minutes, the estimate is {estimate}")
+    assert estimate.total <= 90, f"{lesson.name} takes about {estimate.total} minutes: split it"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)

@@ -20,8 +20,8 @@ ANSWERS = {
     "2.1": {"quantize"}, "2.2": {"qparams", "scale_zero_point"}, "2.3": {"quantize", "scale_zero_point"},
     "2.4": {"quantize_multiplier", "requantize"}, "2.5": {"FakeQuant", "fake_quantize", "forward", "backward"},
     "3.1": {"kd_loss"}, "3.2": {"kd_loss"}, "3.3": {"kd_loss"},
-    "4.1": {"amdahl"}, "4.2": {"arithmetic_intensity", "layer_costs"}, "4.3": {"break_even"},
-    "4.4": {"csr_decode"},
+    "4.1": {"break_even"}, "4.2": {"csr_decode"}, "4.3": {"amdahl"}, "4.4": {"arithmetic_intensity", "layer_costs"},
+    "4.5": {"compare", "_bootstrap_ratio"},
     "5.1": {"relative_index_encode"}, "5.2": {"huffman_lengths", "huffman_code", "huffman_encode"},
 }
 _SHOWN = re.compile(r"([A-Za-z_][\w.]*)\?\?|\?\?([A-Za-z_][\w.]*)|getsource\(\s*([A-Za-z_][\w.]*)")

@@ -1,4 +1,5 @@
-"""Lesson 04 checkers: the lesson's solution passes, every plausible wrong answer is rejected with
+"""Lessons 04a and 04b checkers (4.1-4.2 and quiz 4a in 04a, 4.3-4.5 and quiz 4b in 04b): the
+lesson's solution passes, every plausible wrong answer is rejected with
 the hint that names its mistake (the first failing case must tell the mistakes apart)."""
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def _fails_with(check, answer, words):
 
 
 # --------------------------------------------------------------------------------------------
-# The solution cells of lessons/04_speedup.ipynb, copied verbatim (between the markers): if the
-# lesson's solution stops passing its checker, these tests fail.
+# The solution cells of lessons/04a_benchmarking.ipynb (4.1, 4.2) and lessons/04b_hardware.ipynb
+# (4.3-4.5), copied verbatim (between the markers): if a lesson's solution stops passing its
+# checker, these tests fail.
 # --------------------------------------------------------------------------------------------
 def amdahl_speedup(p, n):
     ### BEGIN SOLUTION
@@ -70,20 +72,47 @@ def csr_matvec(data, indices, indptr, x):
     ### END SOLUTION
 
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "04_speedup.ipynb"
+def interleaved_speedup(fns, clock, rounds, n_boot=2000, seed=0):
+    ### BEGIN SOLUTION
+    names = list(fns)
+    for name in names:                      # warm-up: one untimed call each
+        fns[name]()
+    times = {name: np.empty(rounds) for name in names}
+    for r in range(rounds):
+        start = r % len(names)
+        for name in names[start:] + names[:start]:
+            t0 = clock()
+            fns[name]()
+            times[name][r] = clock() - t0
+    g = np.random.default_rng(seed)
+    base, result = times[names[0]], {}
+    for name in names[1:]:
+        idx = g.integers(0, rounds, size=(n_boot, rounds))   # whole rounds, the same for both
+        ratios = np.median(base[idx], axis=1) / np.median(times[name][idx], axis=1)
+        low, high = np.quantile(ratios, [0.025, 0.975])
+        result[name] = (float(np.median(base) / np.median(times[name])), float(low), float(high))
+    return result
+    ### END SOLUTION
+
+
+_LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+LESSON_A = _LESSONS / "04a_benchmarking.ipynb"
+LESSON_B = _LESSONS / "04b_hardware.ipynb"
 
 
 def _solution_cell(grade_id):
-    nb = json.loads(LESSON.read_text(encoding="utf-8"))
-    cell = next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    cells = [c for lesson in (LESSON_A, LESSON_B)
+             for c in json.loads(lesson.read_text(encoding="utf-8"))["cells"]]
+    cell = next(c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
     return "".join(cell["source"])
 
 
 @pytest.mark.parametrize("grade_id, check, copy", [
-    ("ex4_1-solution", ex.check_amdahl, amdahl_speedup),
-    ("ex4_2-solution", ex.check_intensity, linear_intensity),
-    ("ex4_3-solution", ex.check_break_even, break_even),
-    ("ex4_4-solution", ex.check_csr_matvec, csr_matvec),
+    ("ex4_1-solution", ex.check_break_even, break_even),
+    ("ex4_2-solution", ex.check_csr_matvec, csr_matvec),
+    ("ex4_3-solution", ex.check_amdahl, amdahl_speedup),
+    ("ex4_4-solution", ex.check_intensity, linear_intensity),
+    ("ex4_5-solution", ex.check_interleaved, interleaved_speedup),
 ])
 def test_notebook_solution_cell_passes_and_matches_copy(grade_id, check, copy):
     source = _solution_cell(grade_id)
@@ -99,6 +128,7 @@ def test_notebook_solution_cell_passes_and_matches_copy(grade_id, check, copy):
     (ex.check_intensity, linear_intensity),
     (ex.check_break_even, break_even),
     (ex.check_csr_matvec, csr_matvec),
+    (ex.check_interleaved, interleaved_speedup),
 ])
 def test_lesson_solution_passes_quickly(check, solution):
     t = time.perf_counter()
@@ -156,7 +186,7 @@ def test_not_attempted_and_errors(check):
 
 
 # --------------------------------------------------------------------------------------------
-# 4.1 Amdahl's law
+# 4.3 Amdahl's law (lesson 04b)
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mistake, words", [
     (ex._amdahl_time, "reciprocal"),
@@ -615,54 +645,230 @@ def test_csr_matvec_correct_vectorised_answers_pass():
 
 
 # --------------------------------------------------------------------------------------------
-# The self-check quiz
+# The self-check quizzes (4a, 4b)
 # --------------------------------------------------------------------------------------------
-QUIZ_ANSWERS = {1: "b", 2: "b", 3: 12.5, 4: 0.5}
+QUIZ_A = {1: "b", 2: "b", 3: 0.5}
+QUIZ_B = {1: 12.5, 2: 5, 3: "b", 4: "b"}
+QUIZZES = {"a": (ex.check_quiz_a, QUIZ_A, "quiz4a-solution", LESSON_A),
+           "b": (ex.check_quiz_b, QUIZ_B, "quiz4b-solution", LESSON_B)}
 
 
-def test_quiz_right_answers_pass_and_match_the_lesson():
-    assert ex.check_quiz(lambda: dict(QUIZ_ANSWERS), quiet=True).passed
-    source = _solution_cell("quiz4-solution")
+@pytest.mark.parametrize("half", ["a", "b"])
+def test_quiz_right_answers_pass_and_match_the_lesson(half):
+    check, answers, grade_id, lesson = QUIZZES[half]
+    assert check(lambda: dict(answers), quiet=True).passed
     namespace = {}
-    exec(source, namespace)
-    assert namespace["quiz_answers"]() == QUIZ_ANSWERS
-    assert ex.check_quiz(namespace["quiz_answers"], quiet=True).passed
-    assert ex.check_quiz(_nie, quiet=True).status == NOT_ATTEMPTED
-    nb = json.loads(LESSON.read_text(encoding="utf-8"))
+    exec(_solution_cell(grade_id), namespace)
+    assert namespace["quiz_answers"]() == answers
+    assert check(namespace["quiz_answers"], quiet=True).passed
+    assert check(_nie, quiet=True).status == NOT_ATTEMPTED
+    nb = json.loads(lesson.read_text(encoding="utf-8"))
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    assert ex.check_quiz.markdown() in text
+    assert check.markdown() in text
+    assert 3 <= len(check.questions) <= 5
+
+
+def test_every_checker_names_its_new_lesson():
+    from compresslab.exercises import REGISTRY
+    lessons = {k: v["lesson"] for k, v in REGISTRY.items() if k.startswith("4")}
+    assert lessons == {"4.1": "04a_benchmarking", "4.2": "04a_benchmarking", "4a.quiz": "04a_benchmarking",
+                       "4.3": "04b_hardware", "4.4": "04b_hardware", "4.5": "04b_hardware",
+                       "4b.quiz": "04b_hardware"}
+    for lesson, ids in (("04a_benchmarking", {"4.1", "4.2"}), ("04b_hardware", {"4.3", "4.4", "4.5"})):
+        nb = json.loads((_LESSONS / f"{lesson}.ipynb").read_text(encoding="utf-8"))
+        checks = {c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade", False)}
+        assert checks == {f"ex{i.replace('.', '_')}-check" for i in ids} | {f"quiz4{lesson[2]}-check"}
 
 
 def test_quiz_numbers_computed_from_their_prompts():
-    peak, bandwidth, intensity = 100e9, 25e9, 0.5             # Q3: the roofline
-    assert min(peak, intensity * bandwidth) / 1e9 == QUIZ_ANSWERS[3]
-    s = np.linspace(0, 1, 100001)                               # Q4: CSR bytes vs dense bytes
+    s = np.linspace(0, 1, 100001)                               # 4a Q3: CSR bytes vs dense bytes
     csr_bytes, dense_bytes = (1 - s) * (4 + 4), 4.0
-    assert s[np.argmax(csr_bytes < dense_bytes)] == pytest.approx(QUIZ_ANSWERS[4], abs=1e-4)
+    assert s[np.argmax(csr_bytes < dense_bytes)] == pytest.approx(QUIZ_A[3], abs=1e-4)
+    peak, bandwidth, intensity = 100e9, 25e9, 0.5             # 4b Q1: the roofline
+    assert min(peak, intensity * bandwidth) / 1e9 == QUIZ_B[1]
+    assert speed.amdahl(0.8, 1e12) == pytest.approx(QUIZ_B[2])  # 4b Q2: Amdahl's limit
 
 
-WRONG_QUIZ = [(1, "a"), (1, "c"), (1, "d"), (2, "a"), (2, "c"), (2, "d"),
-              (3, 100), (3, 4), (3, 50), (4, 50), (4, 0.0), (4, 0.8)]
+def test_quiz_gpu_numbers_agree_with_the_shipped_reference():
+    ref = speed.load_gpu_reference()
+    if ref is None:
+        pytest.skip("no GPU reference file ships with this version")
+    rows = {r["batch"]: r["speedup_with_transfer"] for r in ref["rows"]}
+    assert round(rows[1]) == 5                                      # "about 5x at batch 1"
+    assert all(25 <= v <= 35 for b, v in rows.items() if b >= 1024)   # "about 30x from 1024 on"
 
 
-@pytest.mark.parametrize("question, wrong", WRONG_QUIZ)
-def test_quiz_each_wrong_answer_gets_its_hint(question, wrong):
-    q = ex.check_quiz.questions[question - 1]
-    answers = {**QUIZ_ANSWERS, question: wrong}
-    r = _fails_with(ex.check_quiz, lambda: answers, f"Q{question}: ")
+WRONG_QUIZ = [("a", 1, "a"), ("a", 1, "c"), ("a", 1, "d"), ("a", 2, "a"), ("a", 2, "c"),
+              ("a", 2, "d"), ("a", 3, 50), ("a", 3, 0.0), ("a", 3, 0.8),
+              ("b", 1, 100), ("b", 1, 4), ("b", 1, 50), ("b", 2, 1.25), ("b", 2, 0.2),
+              ("b", 2, 4.0), ("b", 3, "a"), ("b", 3, "c"), ("b", 3, "d"), ("b", 4, "a"),
+              ("b", 4, "c"), ("b", 4, "d")]
+
+
+@pytest.mark.parametrize("half, question, wrong", WRONG_QUIZ)
+def test_quiz_each_wrong_answer_gets_its_hint(half, question, wrong):
+    check, right, _, _ = QUIZZES[half]
+    q = check.questions[question - 1]
+    answers = {**right, question: wrong}
+    r = _fails_with(check, lambda: answers, f"Q{question}: ")
     hint = q.why[wrong] if q.options else q.why["number"]
     assert hint in r.message
-    assert "3 of 4 right" in r.message
+    assert f"{len(right) - 1} of {len(right)} right" in r.message
 
 
-def test_quiz_hints_cover_every_wrong_option_and_never_give_the_answer():
-    for q in ex.check_quiz.questions:
+@pytest.mark.parametrize("half", ["a", "b"])
+def test_quiz_hints_cover_every_wrong_option_and_never_give_the_answer(half):
+    for q in QUIZZES[half][0].questions:
         if q.options:
             assert set(q.why) == set(q.options) - {q.answer}
             right = q.options[q.answer].split(":")[0].strip('"')
             assert all(right not in hint for hint in q.why.values()), q.prompt
         else:
             assert set(q.why) == {"number"} and f"{q.answer:g}" not in q.why["number"]
+
+
+# --------------------------------------------------------------------------------------------
+# 4.5 an interleaved benchmark with a bootstrap interval (lesson 04b)
+# --------------------------------------------------------------------------------------------
+_SPECS = [(ex._SPEC_FOUR, 9, 250, 2), (ex._SPEC_DRIFT, 7, 300, 0), (ex._SPEC_FLAT, 8, 200, 1)]
+
+
+@pytest.mark.parametrize("spec, rounds, n_boot, seed", _SPECS)
+def test_interleaved_reference_is_compares_interval(spec, rounds, n_boot, seed):
+    """The reference's interval is speed.compare's own (_bootstrap_ratio on the same rounds, one
+    generator for all variants), and its speedup is the ratio of medians."""
+    clock, fns = ex._fake_bench(spec)
+    names, samples = ex._interleaved(fns, clock, rounds)
+    g = np.random.default_rng(seed)
+    want = {}
+    for k in names[1:]:
+        lo, hi = speed._bootstrap_ratio(samples[names[0]], samples[k], n_boot, 0.95, g)
+        want[k] = (np.median(samples[names[0]]) / np.median(samples[k]), lo, hi)
+    got = ex._ref_interleaved(spec, rounds, n_boot, seed)
+    assert list(got) == list(want)
+    assert all(np.allclose(got[k], want[k], rtol=1e-12) for k in want)
+
+
+def test_interleaved_fake_clock_is_deterministic_and_drifts():
+    clock, fns = ex._fake_bench(ex._SPEC_DRIFT)
+    fn = fns["dense"]
+    steps = []
+    for _ in range(6):
+        t0 = clock()
+        fn()
+        steps.append(clock() - t0)
+    assert steps[0] > steps[1] + 4e-3                     # the cold first call
+    assert steps[3] > 1.4 * steps[2]                      # the every-fourth-call spike
+    assert steps[5] > steps[1]                            # the drift: later calls are slower
+    assert ex._ref_interleaved(ex._SPEC_DRIFT, 7, 300, 0) == ex._ref_interleaved(ex._SPEC_DRIFT, 7, 300, 0)
+
+
+def test_interleaved_first_case_separates_every_mistake():
+    spec = _SPECS[0]
+    want = ex._ref_interleaved(*spec)
+    outs = [ex._variant(**how)(*spec) for how in _INTERLEAVED_VARIANTS]
+    for i, out in enumerate(outs):
+        assert not ex._same_speedups(out, want), _INTERLEAVED_VARIANTS[i]
+        assert not any(ex._same_speedups(o, out) for j, o in enumerate(outs) if j != i)
+
+
+_INTERLEAVED_VARIANTS = [dict(rotate=0), dict(rotate=-1), dict(warm=False), dict(stat=np.mean),
+                         dict(stat=np.min), dict(inverted=True), dict(paired=False),
+                         dict(one_rng=False), dict(tails=0.05)]
+
+
+def _as_answer(how):
+    """A variant of the checker, written as a learner's function of (fns, clock, rounds, ...)."""
+    timing = {k: v for k, v in how.items() if k in ("warm", "rotate")}
+    boot = {k: v for k, v in how.items() if k not in timing}
+
+    def answer(fns, clock, rounds, n_boot=2000, seed=0):
+        names, samples = ex._interleaved(fns, clock, rounds, **timing)
+        return ex._boot(names, samples, rounds, n_boot, seed, **boot)
+    return answer
+
+
+@pytest.mark.parametrize("how, words", list(zip(_INTERLEAVED_VARIANTS, [
+    "same order", "other way", "untimed, before the first round", "the mean", "the minimum",
+    "upside down", "on their own", "one generator", "90%"])))
+def test_interleaved_each_mistake_named(how, words):
+    _fails_with(ex.check_interleaved, _as_answer(how), words)
+
+
+def _fixed_order(fns, clock, rounds, n_boot=2000, seed=0):
+    for f in fns.values():
+        f()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            start = clock()
+            f()
+            times[k].append(clock() - start)
+    times = {k: np.array(v) for k, v in times.items()}
+    names = list(fns)
+    g = np.random.default_rng(seed)
+    out = {}
+    for k in names[1:]:
+        idx = g.integers(0, rounds, size=(n_boot, rounds))
+        r = np.median(times[names[0]][idx], axis=1) / np.median(times[k][idx], axis=1)
+        out[k] = (np.median(times[names[0]]) / np.median(times[k]), *np.quantile(r, [0.025, 0.975]))
+    return out
+
+
+def _independent_resampling(fns, clock, rounds, n_boot=2000, seed=0):
+    names = list(fns)
+    for k in names:
+        fns[k]()
+    times = {k: np.zeros(rounds) for k in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for k in order:
+            t = clock()
+            fns[k]()
+            times[k][r] = clock() - t
+    g = np.random.default_rng(seed)
+    out = {}
+    for k in names[1:]:
+        a = np.median(times[names[0]][g.integers(0, rounds, size=(n_boot, rounds))], axis=1)
+        b = np.median(times[k][g.integers(0, rounds, size=(n_boot, rounds))], axis=1)
+        lo, hi = np.quantile(a / b, [0.025, 0.975])
+        out[k] = (float(np.median(times[names[0]]) / np.median(times[k])), float(lo), float(hi))
+    return out
+
+
+def _with_baseline(fns, clock, rounds, n_boot=2000, seed=0):
+    out = interleaved_speedup(fns, clock, rounds, n_boot, seed)
+    return {list(fns)[0]: (1.0, 1.0, 1.0), **out}
+
+
+@pytest.mark.parametrize("answer, words", [
+    (_fixed_order, "same order"),
+    (_independent_resampling, "on their own"),
+    (lambda fns, clock, rounds, n_boot=2000, seed=0: {
+        k: (1 / v[0], 1 / v[2], 1 / v[1])
+        for k, v in interleaved_speedup(fns, clock, rounds, n_boot, seed).items()}, "upside down"),
+    (lambda fns, clock, rounds, n_boot=2000, seed=0: {
+        k: (v[0], v[1] * 0.99, v[2])
+        for k, v in interleaved_speedup(fns, clock, rounds, n_boot, seed).items()}, "not your intervals"),
+    (_with_baseline, "every function but the baseline"),
+    (lambda *a, **k: [1.0, 1.0, 1.0], "return a dict"),
+    (lambda *a, **k: {n: 1.0 for n in list(a[0])[1:]}, "a tuple (speedup, low, high)"),
+])
+def test_interleaved_plausible_wrong_answers(answer, words):
+    _fails_with(ex.check_interleaved, answer, words)
+
+
+def test_interleaved_not_attempted_errors_and_real_clock():
+    assert ex.check_interleaved(_nie, quiet=True).status == NOT_ATTEMPTED
+    assert ex.check_interleaved(lambda *a, **k: 1 / 0, quiet=True).status == ERROR
+    assert ex.check_interleaved(3.0, quiet=True).status == FAIL
+    # the solution also runs with a real clock: an A/A pair gives a ratio near 1
+    a = np.ones((64, 64))
+    out = interleaved_speedup({"A": lambda: a @ a, "A again": lambda: a @ a}, time.perf_counter,
+                              rounds=9, n_boot=200)
+    s, lo, hi = out["A again"]
+    assert lo <= s <= hi and 0.3 < s < 3
 
 
 def test_break_even_repeat_hints_are_not_confused():

@@ -1,4 +1,4 @@
-"""Lesson 04 widgets: they respond and their readouts change; a change redraws only the moving
+"""Lesson 04b widgets: they respond and their readouts change; a change redraws only the moving
 lines (no full figure render) and times nothing (counted, not timed: wall-clock latency is
 benchmarks/widget_latency.py's job)."""
 from __future__ import annotations
@@ -141,7 +141,7 @@ def test_benchmark_dashboard_times_numpy_models_without_torch(monkeypatch):
 
 
 def test_speedups_plot_shades_the_practical_band():
-    """Lesson 04 draws compare's practical band behind the speedup bars: the grey span covers
+    """Lesson 04a draws compare's practical band behind the speedup bars: the grey span covers
     [1 / (1 + band), 1 + band]; without ``band`` there is none."""
     import matplotlib.pyplot as plt
 

@@ -1,4 +1,4 @@
-"""Checkers for lesson 04 (measuring speedup).
+"""Checkers for lessons 04a (benchmarking: 4.1, 4.2, quiz 4a) and 04b (hardware: 4.3-4.5, quiz 4b).
 
 Every checker lists the classic wrong versions a learner writes (``Mistake``, each with a hint
 naming that mistake) and orders its cases so that the first case a wrong version gets wrong
@@ -33,7 +33,7 @@ def _same_number(what):
 
 
 # --------------------------------------------------------------------------------------------
-# 4.1 Amdahl's law
+# 4.3 Amdahl's law (lesson 04b)
 # --------------------------------------------------------------------------------------------
 def _amdahl(p, n):
     return float(speed.amdahl(p, n))
@@ -75,7 +75,7 @@ def _amdahl_rounded(p, n):
     return round(_amdahl(p, n), 2)
 
 
-@checker("4.1", "Amdahl's law", lesson="04_speedup")
+@checker("4.3", "Amdahl's law", lesson="04b_hardware")
 def check_amdahl(amdahl_speedup):
     """``amdahl_speedup(p, n)`` must return ``1 / ((1 - p) + p / n)``."""
     # The first case separates every mistake below from the reference and from each other;
@@ -110,7 +110,7 @@ def check_amdahl(amdahl_speedup):
 
 
 # --------------------------------------------------------------------------------------------
-# 4.2 arithmetic intensity of a Linear layer
+# 4.4 arithmetic intensity of a Linear layer (lesson 04b)
 # --------------------------------------------------------------------------------------------
 def _ref_intensity(batch, n_in, n_out, bytes_per_value=4):
     v = 8 * bytes_per_value                   # the exercise's model: every value the same width
@@ -190,7 +190,7 @@ def _int_floor(b, i, o, v=4):
     return 2 * b * i * o // (v * _values(b, i, o))
 
 
-@checker("4.2", "arithmetic intensity of a Linear layer", lesson="04_speedup")
+@checker("4.4", "arithmetic intensity of a Linear layer", lesson="04b_hardware")
 def check_intensity(linear_intensity):
     """``linear_intensity(batch, n_in, n_out, bytes_per_value=4)``: FLOPs per byte moved, with
     FLOPs = 2 * batch * n_in * n_out and bytes = (weights + bias + input + output) * bytes_per_value."""
@@ -238,7 +238,7 @@ def check_intensity(linear_intensity):
 
 
 # --------------------------------------------------------------------------------------------
-# 4.3 break-even sparsity
+# 4.1 break-even sparsity (lesson 04a)
 # --------------------------------------------------------------------------------------------
 class _Sentinel:
     def __init__(self, name):
@@ -386,7 +386,7 @@ def _break_even_equal(a, b):
         raise Feedback(f"return a sparsity (a float) or None, got {type(a).__name__}.") from None
 
 
-@checker("4.3", "break-even sparsity", lesson="04_speedup")
+@checker("4.1", "break-even sparsity", lesson="04a_benchmarking")
 def check_break_even(break_even):
     """``break_even(sparsities, speedups)``: the smallest tested sparsity from which on every
     measurement (at it and at every higher tested sparsity) has speedup > 1; None if there is
@@ -465,7 +465,7 @@ def check_break_even(break_even):
 
 
 # --------------------------------------------------------------------------------------------
-# 4.4 a sparse matrix-vector product from CSR arrays
+# 4.2 a sparse matrix-vector product from CSR arrays
 # --------------------------------------------------------------------------------------------
 def _csr_arrays(dense, shuffle_seed=None):
     """``(data, indices, indptr)`` of a dense matrix, row by row; with ``shuffle_seed`` the
@@ -692,7 +692,7 @@ def _csr_explain(got, want, case):
     return None
 
 
-@checker("4.4", "a sparse matrix-vector product from CSR", lesson="04_speedup")
+@checker("4.2", "a sparse matrix-vector product from CSR", lesson="04a_benchmarking")
 def check_csr_matvec(csr_matvec):
     """``csr_matvec(data, indices, indptr, x)`` must return ``A @ x`` as a float64 array:
     ``y[i]`` is the sum of ``data[k] * x[indices[k]]`` over ``indptr[i] <= k < indptr[i + 1]``,
@@ -758,7 +758,7 @@ def _check_inputs_unchanged(csr_matvec, cases):
 # --------------------------------------------------------------------------------------------
 # Self-check quiz
 # --------------------------------------------------------------------------------------------
-check_quiz = quiz("4.quiz", "04_speedup", [
+check_quiz_a = quiz("4a.quiz", "04a_benchmarking", [
     Question(
         "`speed.compare` reports a variant's speedup over the baseline as 1.03x, 95% CI "
         "[1.01, 1.04], with the default band. What is its verdict, and why?",
@@ -794,21 +794,13 @@ check_quiz = quiz("4.quiz", "04_speedup", [
         },
         why={
             "a": "the counters of section 4 put the batch-64 model at about 22 FLOP/byte, on the "
-                 "compute side of this lesson's roofline (section 11 places it); and the shrunk "
+                 "compute side of the roofline (lesson 04b places it); and the shrunk "
                  "model, with fewer multiply-adds, did get faster.",
             "c": "a zero costs the multiplier what any other float32 costs (it is not a "
                  "denormal); ask how much work the kernel is given, not which values it gets.",
             "d": "the lesson checks that the masked and the shrunk model give the same outputs: "
                  "the masks are there, as zeros in the weights.",
         }),
-    Question(
-        "A machine has a peak of 100 GFLOP/s and a memory bandwidth of 25 GB/s. By the roofline "
-        "model, at most how many GFLOP/s can a matrix-vector product of arithmetic intensity "
-        "0.5 FLOP/byte attain on it?",
-        12.5, tol=0.01,
-        why={"number": "the roofline caps an operation at the smaller of two roofs; work out "
-                       "on which side of the ridge point (peak / bandwidth) 0.5 FLOP/byte lies, "
-                       "and which roof applies there."}),
     Question(
         "A weight matrix is stored in CSR with float32 values and int32 column indices. Ignoring "
         "the row pointers, above which sparsity does the CSR form take fewer bytes than the "
@@ -818,3 +810,252 @@ check_quiz = quiz("4.quiz", "04_speedup", [
                        "non-zero, its value and its column index. Write both for a fraction s "
                        "of zeros, solve for equality, and give s as a fraction, not a percentage."}),
 ])
+
+check_quiz_b = quiz("4b.quiz", "04b_hardware", [
+    Question(
+        "A machine has a peak of 100 GFLOP/s and a memory bandwidth of 25 GB/s. By the roofline "
+        "model, at most how many GFLOP/s can a matrix-vector product of arithmetic intensity "
+        "0.5 FLOP/byte attain on it?",
+        12.5, tol=0.01,
+        why={"number": "the roofline caps an operation at the smaller of two roofs; work out "
+                       "on which side of the ridge point (peak / bandwidth) 0.5 FLOP/byte lies, "
+                       "and which roof applies there."}),
+    Question(
+        "Section 3's thread-scaling fit gives a job a parallel fraction p = 0.8. By Amdahl's law, "
+        "what is the largest speedup any number of cores can give this job?",
+        5.0, tol=0.01,
+        why={"number": "let the number of cores grow without bound in Amdahl's law: the parallel "
+                       "part's time vanishes, and what is left is the serial part, which keeps "
+                       "its full time."}),
+    Question(
+        "In the shipped GPU reference of section 1, the GPU's speedup over all 16 CPU threads is "
+        "about 5x at batch 1 and about 30x from batch 1024 on, copies included. Why does it grow "
+        "with the batch?",
+        "b",
+        options={
+            "a": "The GPU raises its clock speed when it is given more work.",
+            "b": "Each call has fixed costs (a kernel launch, the copies) that at batch 1 cost "
+                 "about as much as the arithmetic, and a small batch leaves most of its "
+                 "arithmetic units idle; a large batch spreads those costs and keeps the units busy.",
+            "c": "The CPU slows down at large batches because the activations no longer fit in "
+                 "its main memory.",
+            "d": "At large batches torch switches the GPU to a lower precision than the CPU's.",
+        },
+        why={
+            "a": "the clock is not what changes with the batch; ask what a call costs that does "
+                 "not depend on the batch, and how much of the GPU a single input can use.",
+            "c": "the largest batch's activations take a few tens of MB, far below main memory; "
+                 "the CPU's time grows with the batch as its arithmetic does.",
+            "d": "the reference measures float32 on both sides at every batch (benchmarks/"
+                 "gpu_reference.py); the precision does not change.",
+        }),
+    Question(
+        "The machine slows down steadily during a benchmark (it heats up and throttles). You "
+        "time A, then B, in every round, always in that order, and report B's speedup over A "
+        "as median(A) / median(B). What does the drift do to that number?",
+        "b",
+        options={
+            "a": "Nothing: medians are robust, so a steady drift cancels out.",
+            "b": "It makes B look slower than it is: in every round B runs later than A, on a "
+                 "slower machine.",
+            "c": "It makes B look faster than it is, because A runs first, on a cold cache.",
+            "d": "Only the bootstrap interval widens; the speedup itself stays unbiased.",
+        },
+        why={
+            "a": "a median resists a few outliers, not a shift that hits every sample of one "
+                 "function the same way; ask which function always runs at the later time.",
+            "c": "this question is about the drift, not the cache; which of the two always "
+                 "runs later, on the slower machine?",
+            "d": "a bias that hits every round the same way moves the medians themselves; "
+                 "resampling the same biased rounds cannot remove it.",
+        }),
+])
+
+
+# --------------------------------------------------------------------------------------------
+# 4.5 (lesson 04b) an interleaved benchmark with a bootstrap interval, checked with a fake clock
+# --------------------------------------------------------------------------------------------
+class _FakeClock:
+    """A stopwatch that only the fake functions move: ``clock()`` reads the time, in seconds."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def _fake_bench(spec):
+    """A fresh fake clock and ``{name: function}`` from a scenario (a plain tuple, so the checker
+    can rebuild it for every call). Call ``n`` (from 0) of a function with base duration ``d``,
+    made at clock time ``t``, advances the clock by ``d * (1 + drift * t)``, times ``1 + spike``
+    on every fourth call (``n % 4 == 3``), plus ``cold`` on the first call (its warm-up)."""
+    durations, drift, spike, cold = spec
+    clock = _FakeClock()
+
+    def make(d):
+        calls = [0]
+
+        def fn():
+            n = calls[0]
+            calls[0] += 1
+            step = d * (1 + drift * clock.t) * (1 + (spike if n % 4 == 3 else 0.0))
+            clock.t += step + (cold if n == 0 else 0.0)
+        return fn
+
+    return clock, {name: make(d) for name, d in durations}
+
+
+def _interleaved(fns, clock, rounds, *, warm=True, rotate=1):
+    """The timed rounds of the reference, or of a variant (no warm-up, another rotation)."""
+    names = list(fns)
+    if warm:
+        for k in names:
+            fns[k]()
+    samples = {k: np.empty(rounds) for k in names}
+    for r in range(rounds):
+        s = (rotate * r) % len(names)
+        for k in names[s:] + names[:s]:
+            t0 = clock()
+            fns[k]()
+            samples[k][r] = clock() - t0
+    return names, samples
+
+
+def _boot(names, samples, rounds, n_boot, seed, *, stat=np.median, paired=True, inverted=False,
+          one_rng=True, tails=0.025):
+    """The speedups and intervals of the reference, or of a variant (the statistic, unpaired
+    resampling, the ratio's direction, a generator per name, the tails)."""
+    g = np.random.default_rng(seed)
+    base, out = samples[names[0]], {}
+    for k in names[1:]:
+        if not one_rng:
+            g = np.random.default_rng(seed)
+        lo, hi = _bootstrap(base, samples[k], n_boot, g, stat, tails, inverted, paired)
+        ratio = stat(samples[k]) / stat(base) if inverted else stat(base) / stat(samples[k])
+        out[k] = (float(ratio), lo, hi)
+    return out
+
+
+def _bootstrap(base, other, n_boot, g, stat, tails, inverted, paired):
+    n = len(base)
+    if paired and stat is np.median and not inverted and tails == 0.025:
+        return speed._bootstrap_ratio(base, other, n_boot, 0.95, g)
+    i = g.integers(0, n, size=(n_boot, n))
+    j = i if paired else g.integers(0, n, size=(n_boot, n))
+    a, b = stat(base[i], axis=1), stat(other[j], axis=1)
+    ratios = b / a if inverted else a / b
+    lo, hi = np.quantile(ratios, [tails, 1 - tails])
+    return float(lo), float(hi)
+
+
+def _bench(spec, rounds, n_boot, seed, **how):
+    """Run a scenario through the reference (no keywords) or one variant (keywords)."""
+    clock, fns = _fake_bench(spec)
+    boot = {k: how.pop(k) for k in ("stat", "paired", "inverted", "one_rng", "tails") if k in how}
+    names, samples = _interleaved(fns, clock, rounds, **how)
+    return _boot(names, samples, rounds, n_boot, seed, **boot)
+
+
+def _ref_interleaved(spec, rounds, n_boot, seed):
+    return _bench(spec, rounds, n_boot, seed)
+
+
+def _variant(**how):
+    return lambda spec, rounds, n_boot, seed: _bench(spec, rounds, n_boot, seed, **dict(how))
+
+
+def _with_fake_clock(fn):
+    """The learner's ``fn(fns, clock, rounds, n_boot, seed)`` on a fresh fake run of ``spec``."""
+    def run(spec, rounds, n_boot, seed):
+        clock, fns = _fake_bench(spec)
+        return fn(fns, clock, rounds, n_boot=n_boot, seed=seed)
+    return run
+
+
+def _same_speedups(got, want):
+    if not isinstance(got, dict):
+        raise Feedback(f"return a dict {{name: (speedup, low, high)}}, got {type(got).__name__}.")
+    if list(got) != list(want):
+        raise Feedback(f"return one entry for every function but the baseline (the first), in "
+                       f"the given order: expected keys {list(want)}, got {list(got)}.")
+    for k, w in want.items():
+        g = got[k]
+        if isinstance(g, (str, bytes)) or np.ndim(g) != 1 or len(g) != 3:
+            raise Feedback(f"each value must be a tuple (speedup, low, high); for {k!r} you "
+                           f"returned {g!r}.")
+        try:
+            if not np.allclose(np.asarray(g, dtype=float), w, rtol=1e-9, atol=1e-12):
+                return False
+        except (TypeError, ValueError):
+            raise Feedback(f"(speedup, low, high) must be numbers; for {k!r} you returned "
+                           f"{g!r}.") from None
+    return True
+
+
+# (name, base seconds) pairs, drift per second of clock time, the every-fourth-call spike, the
+# cold first call
+_SPEC_DRIFT = ((("dense", 2e-3), ("shrunk", 1e-3), ("int8", 1.5e-3)), 30.0, 0.5, 5e-3)
+_SPEC_FLAT = ((("A", 1e-3), ("A again", 1e-3)), 0.0, 0.5, 2e-3)
+_SPEC_FOUR = ((("w", 1e-3), ("x", 4e-3), ("y", 2e-3), ("z", 3e-3)), 10.0, 1.0, 1e-2)
+
+
+@checker("4.5", "an interleaved benchmark with a bootstrap interval", lesson="04b_hardware")
+def check_interleaved(interleaved_speedup):
+    """``interleaved_speedup(fns, clock, rounds, n_boot=2000, seed=0)``: one warm-up call each,
+    ``rounds`` rounds in rotating order, timed with ``clock``; ``{name: (median ratio, 2.5%,
+    97.5%)}`` with the rounds resampled in pairs, as :func:`compresslab.speed.compare` does."""
+    # The first case (four functions, drift, spikes, a cold first call) separates every mistake
+    # below from the reference and from each other; on the A/A case only the unpaired
+    # bootstrap differs (pairing makes every resampled ratio exactly 1).
+    cases = [Case("four functions, the machine slowing down during the run, 9 rounds",
+                  (_SPEC_FOUR, 9, 250, 2)),
+             Case("three functions, drift, 7 rounds", (_SPEC_DRIFT, 7, 300, 0)),
+             Case("a function against itself (A/A), no drift, 8 rounds", (_SPEC_FLAT, 8, 200, 1))]
+    mistakes = [
+        Mistake(_variant(rotate=0), "every round runs the functions in the same order, so the "
+                "drift within a round always hits the same one: rotate the order, round r "
+                "starting at function r mod k."),
+        Mistake(_variant(rotate=-1), "your rotation runs the other way: round r starts at "
+                "function number r mod k of the given order, and goes on in that order."),
+        Mistake(_variant(warm=False), "the first call of each function is part of your "
+                "samples: call every function once, untimed, before the first round."),
+        Mistake(_variant(stat=np.mean), "you used the mean; a few slow samples (an interrupt, "
+                "a page fault) drag a mean, the median resists them: use medians, in the "
+                "speedup and in every resample."),
+        Mistake(_variant(stat=np.min), "you used the minimum: the speedup here is a ratio of "
+                "medians, in the speedup and in every resample."),
+        Mistake(_variant(inverted=True), "your ratio is upside down: speedup = median(baseline "
+                "time) / median(variant time), so a faster variant gets a number above 1."),
+        Mistake(_variant(paired=False), "you resampled each function's samples on their own; "
+                "resample whole rounds (the same round indices for both), so that what drift "
+                "did to a round stays paired."),
+        Mistake(_variant(one_rng=False), "your intervals after the first variant repeat its "
+                "draws: make one generator, default_rng(seed), before the loop over the "
+                "variants, and draw from it for each variant in turn."),
+        Mistake(_variant(tails=0.05), "your interval is a 90% one: the 95% percentile interval "
+                "cuts 2.5% from each end of the resampled ratios."),
+    ]
+    if not callable(interleaved_speedup):
+        raise Feedback(f"expected a function, got {type(interleaved_speedup).__name__}. Pass the "
+                       "function itself, without calling it (no parentheses).")
+    return compare_cases(_with_fake_clock(interleaved_speedup), _ref_interleaved, cases,
+                         mistakes, equal=_same_speedups, explain=_explain_interleaved)
+
+
+def _explain_interleaved(got, want, case):
+    """Hints that no listed variant gives exactly: speedups upside down however the interval was
+    made, and right speedups with a wrong interval."""
+    try:
+        speedups = [float(got[k][0]) for k in want]
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None
+    if np.allclose(speedups, [1 / w[0] for w in want.values()], rtol=1e-9):
+        return ("your speedups are upside down: speedup = median(baseline time) / median(variant "
+                f"time), so a faster variant gets a number above 1 (seen on {case.description}).")
+    if np.allclose(speedups, [w[0] for w in want.values()], rtol=1e-9):
+        return ("your speedups are right, but not your intervals: one generator "
+                "default_rng(seed) for all variants, g.integers(0, rounds, size=(n_boot, rounds)) "
+                "for each in turn, the same rounds for both functions, medians, and the 2.5% and "
+                f"97.5% quantiles (seen on {case.description}).")
+    return None

@@ -1,4 +1,4 @@
-"""Figures for lesson 04 (measuring speedup): speedup bars with confidence intervals, the
+"""Figures for lessons 04a and 04b (measuring speedup): speedup bars with confidence intervals, the
 roofline, Amdahl/Gustafson curves with measured points, sparsity sweeps, CPU vs GPU.
 
 Plots draw what :mod:`compresslab.speed` and :mod:`compresslab.bench` measured and computed;

@@ -27,7 +27,7 @@ Importing this package needs NumPy only; torch, scipy and tqdm are imported wher
 """
 from __future__ import annotations
 
-# Also re-exported: private names that the lesson 04 widgets and the tests use through ``speed``.
+# Also re-exported: private names that the lesson 04b widgets and the tests use through ``speed``.
 from .cost import LayerCost, ModelCost, arithmetic_intensity, layer_costs, model_cost
 from .cost import _is_torch_module as _is_torch_module
 from .energy import HOROWITZ_45NM_PJ, Energy, inference_energy

@@ -608,7 +608,7 @@ def compare(fns: Mapping[str, Callable[[], Any]], baseline: str | None = None, *
     difference" when it straddles an edge (measure longer to decide).
 
     The band is tied to A/A noise: the same work timed twice, on two copies of the same weights
-    (lesson 04's ``dense (copy)`` row, lesson 05b's decoded model), differs by a few percent,
+    (lesson 04a's ``dense (copy)`` row, lesson 05b's decoded model), differs by a few percent,
     because where the arrays sit in memory matters: 1-3 % on a quiet machine, up to 5-6 % seen
     on a busy 2-core one. A difference inside that is real perhaps, but not practical; the default
     ``AA_BAND = 0.05`` is a convention at that scale, not a law (pass ``band=`` to change it).

@@ -3,7 +3,7 @@
 One compresslab MLP, compressed three ways, as torch modules (or as compresslab models without
 torch): structured masks that zero hidden units (same shapes, same dense work), the same units
 removed (smaller matrices), and torch's int8 kernels (``quantize_dynamic``). ``variant_cost``
-counts the MACs and bytes of each with :mod:`compresslab.speed.cost`; lesson 04, its benchmark
+counts the MACs and bytes of each with :mod:`compresslab.speed.cost`; lessons 04a/04b, its benchmark
 dashboard and ``compresslab bench`` (:mod:`compresslab.bench`) time them.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lesson 04 explorers: Amdahl's law with measured points, and a live benchmark dashboard.
+"""Lesson 04b explorers: Amdahl's law with measured points, and a live benchmark dashboard.
 
 Both are thin: the maths and the timing live in :mod:`compresslab.speed`, the drawing in
 :mod:`compresslab.plots.speed`. Each object exposes ``update()`` so tests (and a browser test)
