@@ -64,8 +64,8 @@ def _cmd_student(args) -> int:
     from . import course
 
     try:
-        written = course.write_student_editions(args.src, args.output)
-    except (ValueError, FileNotFoundError) as exc:
+        written = course.write_student_editions(args.src, args.output, force=args.force)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"compresslab student: error: {exc}", file=sys.stderr)
         return 2
     for w in written:
@@ -95,8 +95,9 @@ def _cmd_grade(args) -> int:
     from . import grading
 
     try:
-        rows = grading.grade(args.submissions, args.output, time_limit=args.timeout)
-    except FileNotFoundError as exc:
+        rows = grading.grade(args.submissions, args.output, time_limit=args.timeout,
+                             memory_mb=args.memory or grading.MEMORY_MB)
+    except (FileNotFoundError, ValueError) as exc:
         print(f"compresslab grade: error: {exc}", file=sys.stderr)
         return 2
     counts: dict[str, int] = {}
@@ -105,6 +106,26 @@ def _cmd_grade(args) -> int:
     print(f"wrote {len(rows)} rows to {args.output}: "
           + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return 0
+
+
+def _seconds(text: str) -> float:
+    from .grading import MAX_TIME_LIMIT, check_time_limit
+
+    try:
+        return check_time_limit(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds above 0 and at most "
+                                         f"{MAX_TIME_LIMIT:g}") from None
+
+
+def _megabytes(text: str) -> int:
+    from .grading import MAX_MEMORY_MB, check_memory
+
+    try:
+        return check_memory(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of MB above 0 and at most "
+                                         f"{MAX_MEMORY_MB}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,12 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("student", help="write student editions (solutions removed)")
     st.add_argument("src", help="a lesson notebook or a folder of them")
     st.add_argument("-o", "--output", required=True, help="output folder (or .ipynb for one file)")
+    st.add_argument("--force", action="store_true", help="overwrite existing notebooks, even the source")
     st.set_defaults(func=_cmd_student)
 
     gr = sub.add_parser("grade", help="run submitted notebooks and write a CSV of exercise results")
     gr.add_argument("submissions", help="folder with one sub-folder per student")
     gr.add_argument("-o", "--output", default="grades.csv", help="CSV file to write")
-    gr.add_argument("--timeout", type=float, default=300.0, help="seconds per notebook")
+    gr.add_argument("--timeout", type=_seconds, default=300.0, help="seconds per notebook")
+    gr.add_argument("--memory", type=_megabytes, default=None,
+                    help="memory (address space) limit of a submission's processes in MB (default: 2048)")
     gr.set_defaults(func=_cmd_grade)
 
     bench = sub.add_parser("bench", help="measure dense vs pruned vs int8 vs sparse speed on this "

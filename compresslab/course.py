@@ -204,8 +204,11 @@ def student_notebook(nb):
     return nb
 
 
-def write_student_editions(src, dest) -> list[Path]:
-    """Write the student edition of a notebook or a folder of notebooks into ``dest``."""
+def write_student_editions(src, dest, *, force: bool = False) -> list[Path]:
+    """Write the student edition of a notebook or a folder of notebooks into ``dest``.
+
+    Without ``force``, refuses (``FileExistsError``, before writing anything) to write onto an
+    existing notebook, and (``ValueError``) onto its own source."""
     import nbformat
 
     src, dest = Path(src).resolve(), Path(dest).resolve()
@@ -219,9 +222,15 @@ def write_student_editions(src, dest) -> list[Path]:
     else:
         targets = [dest / nb.name for nb in notebooks]
     for nb_path, out in zip(notebooks, targets):
-        if out.resolve() == nb_path.resolve():
+        if force:
+            continue
+        same = out.resolve() == nb_path.resolve() or (out.exists() and os.path.samefile(out, nb_path))
+        if same:
             raise ValueError(f"refusing to overwrite the source notebook {str(nb_path)!r}: "
-                             "choose another output folder")
+                             "choose another output folder (or --force)")
+        if out.exists():
+            raise FileExistsError(f"refusing to overwrite the existing notebook {str(out)!r}: "
+                                  "choose another output, or pass --force")
     written = []
     for nb_path, out in zip(notebooks, targets):
         nb = nbformat.read(nb_path, as_version=4)

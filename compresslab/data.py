@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -161,7 +162,9 @@ def read_idx(path) -> np.ndarray:
     Raises
     ------
     ValueError
-        When the file is truncated, longer than its header says, or has a wrong magic number.
+        When the file is truncated, longer than its header says, has a wrong magic number, or
+        declares more than 2 GiB of data. The header is read first and then only the bytes it
+        declares, so a small compressed file cannot make it allocate more.
 
     Examples
     --------
@@ -178,29 +181,32 @@ def read_idx(path) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"IDX file {str(path)!r} does not exist")
     opener = gzip.open if path.suffix == ".gz" else open
-    try:
+    where = f"IDX file {str(path)!r}"
+    try:    # header first; then exactly the bytes it declares (plus one), read in chunks
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"IDX file {str(path)!r} cannot be read: {exc}") from None
-    if len(raw) < 4:
-        raise ValueError(f"IDX file {str(path)!r} is truncated: {len(raw)} bytes, no header")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"IDX file {str(path)!r} has a wrong magic number "
-                         f"0x{int.from_bytes(raw[:4], 'big'):08x}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise ValueError(f"IDX file {str(path)!r} is truncated in its header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = math.prod(shape) * dtype.itemsize
-    got = len(raw) - header
-    if got != expected:
-        what = "truncated" if got < expected else "longer than its header says"
-        raise ValueError(f"IDX file {str(path)!r} is {what}: header shape {shape} needs "
-                         f"{expected} bytes of data, found {got}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+            dtype, shape = _idx_header(f, where)
+            raw = V.read_exactly(f, math.prod(shape) * dtype.itemsize, where)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{where} cannot be read: {exc}") from None
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_header(f, where: str) -> tuple[np.dtype, tuple[int, ...]]:
+    """The data type and shape an IDX header declares, at most MAX_FILE_BYTES of data."""
+    magic = f.read(4)
+    if len(magic) < 4:
+        raise ValueError(f"{where} is truncated: {len(magic)} bytes, no header")
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+        raise ValueError(f"{where} has a wrong magic number 0x{int.from_bytes(magic, 'big'):08x}")
+    dims = f.read(4 * magic[3])
+    if magic[3] == 0 or len(dims) < 4 * magic[3]:
+        raise ValueError(f"{where} is truncated in its header")
+    shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(magic[3]))
+    dtype = np.dtype(_IDX_DTYPES[magic[2]])
+    if math.prod(shape) * dtype.itemsize > V.MAX_FILE_BYTES:
+        raise ValueError(f"{where} declares shape {shape}, more than the {V.MAX_FILE_BYTES} bytes "
+                         "compresslab reads from one file")
+    return dtype, shape
 
 
 def _find(folder: Path, stem: str) -> Path:

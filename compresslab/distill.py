@@ -44,8 +44,14 @@ def _check_T(T) -> float:
 # Temperature softmax
 # --------------------------------------------------------------------------------------------
 def _log_softmax(z: np.ndarray, T: float) -> np.ndarray:
-    # log softmax(z/T) = z/T - logsumexp(z/T): nn.log_softmax subtracts the max first (exp() <= 1)
-    return nn.log_softmax(z / T, axis=-1)
+    # log softmax(z/T) = z/T - logsumexp(z/T): nn.log_softmax subtracts the max first (exp() <= 1).
+    # float16 is computed in float32; where z/T itself overflows (tiny T, logits near the float
+    # maximum) the max is subtracted before dividing, which keeps every number finite.
+    with np.errstate(over="ignore", under="ignore"):
+        zt = np.divide(z, T, dtype=np.promote_types(z.dtype, np.float32))
+        if not np.isfinite(zt).all():
+            zt = np.subtract(z, z.max(axis=-1, keepdims=True), dtype=zt.dtype) / T
+        return nn._log_softmax(zt, axis=-1)
 
 
 @same_kind
@@ -65,7 +71,8 @@ def log_softmax(z, T: float = 1.0):
     Returns
     -------
     array of shape (..., C)
-        Log-probabilities, finite even where the probability underflows to 0.
+        Log-probabilities, never NaN; finite unless a gap ``(max z - z_i) / T`` exceeds the float
+        range (then ``-inf``, the log of a probability that is exactly 0).
 
     See Also
     --------
@@ -149,7 +156,8 @@ def entropy(p, axis: int = -1):
     >>> round(float(entropy(np.full(4, 0.25))), 4), float(entropy(np.array([1.0, 0.0])))
     (1.3863, 0.0)
     """
-    p = V.as_float_array(p, "p")
+    p = V.as_float_array(p, "p", ndim=tuple(range(1, 33)))
+    axis = V.check_axis(axis, p.ndim, "axis")
     if (p < 0).any():
         raise ValueError("p must be non-negative probabilities")
     logp = np.log(np.where(p > 0, p, 1.0))
@@ -240,7 +248,8 @@ def kd_loss(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float
     onehot = np.zeros_like(z)
     onehot[rows, y[rows]] = 1.0
     hard = -log_q1[rows, y[rows]].sum() / n                        # CE(y, softmax(s))
-    soft = T * T * (np.exp(log_p) * (log_p - log_q)).sum() / n     # T**2 KL(p || q)
+    with np.errstate(invalid="ignore"):             # 0 * log 0 = 0 where p underflows to 0
+        soft = T * T * np.where(log_p > -np.inf, np.exp(log_p) * (log_p - log_q), 0).sum() / n
     g_hard = np.exp(log_q1) - onehot
     g_hard[y < 0] = 0.0                             # unlabelled samples: no hard term
     loss = (1 - alpha) * hard + alpha * soft
@@ -279,7 +288,7 @@ def soft_targets(teacher, X, T: float = 1.0, batch_size: int = 1024):
     ((2, 3), True)
     """
     T = _check_T(T)
-    teacher.eval()
+    nn.check_model(teacher, "teacher").eval()
     return np.exp(_log_softmax(nn.predict(teacher, X, batch_size).astype(np.float64), T))
 
 
@@ -344,12 +353,12 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
     nn.check_model(student, "student")
     if student is teacher:
         raise ValueError("student and teacher must be different models")
-    X = V.as_float_array(X, "X")
+    X = V.as_batch(X)
     n = X.shape[0]
     if teacher_logits is None:
         if teacher is None:
             raise ValueError("give a teacher or its precomputed teacher_logits")
-        teacher.eval()  # frozen: evaluation mode, logits computed once
+        nn.check_model(teacher, "teacher").eval()  # frozen: evaluation mode, logits computed once
         teacher_logits = nn.predict(teacher, X)
     else:
         teacher_logits = V.as_float_array(teacher_logits, "teacher_logits", ndim=2)
@@ -364,7 +373,8 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
         raise ValueError(f"y must hold class indices in [0, {c - 1}] or {UNLABELED}, "
                          f"got values in [{y.min()}, {y.max()}]")
     if alpha < 1.0 and not (y >= 0).any():
-        raise ValueError("no sample has a label: use alpha=1 (teacher only) or give labels")
+        raise ValueError("no sample has a label (y is None or all -1): use alpha=1 (teacher only) "
+                         "or give labels")
 
     def loss(logits, yb, idx):
         return kd_loss(logits, teacher_logits[idx], yb, T, alpha)
@@ -464,7 +474,7 @@ def hint_pretrain(student: nn.Sequential, teacher: nn.Sequential, X, *, student_
     V.check_int(student_layer, "student_layer", 1, len(student) - 1)
     V.check_int(teacher_layer, "teacher_layer", 1, len(teacher) - 1)
     X = V.as_float_array(X, "X")
-    teacher.eval()
+    nn.check_model(teacher, "teacher").eval()
     hints = nn.Sequential(*teacher.layers[:teacher_layer])
     H = nn.predict(hints, X)
     H = H.reshape(len(H), -1)
@@ -504,9 +514,10 @@ def class_bias_for_prior(logits, cls: int, prior: float = 0.1, *, low: float = -
     prior : float in (0, 1), default 0.1
         Its expected share.
     low, high : float, default -50.0, 50.0
-        The bracket searched for ``b``.
-    tol : float, default 1e-6
-        Width of the final bracket.
+        The bracket searched for ``b``: finite, ``low < high``.
+    tol : float > 0, default 1e-6
+        Width of the final bracket. The search also stops after 200 halvings, or when the
+        bracket cannot shrink in float64, so it always ends.
 
     Returns
     -------
@@ -522,6 +533,7 @@ def class_bias_for_prior(logits, cls: int, prior: float = 0.1, *, low: float = -
     z = V.as_float_array(logits, "logits", ndim=2).astype(np.float64)
     cls = V.check_int(cls, "cls", 0, z.shape[1] - 1)
     prior = V.check_float(prior, "prior", 0.0, 1.0, low_open=True, high_open=True)
+    (low, high), tol = V.check_bracket(low, high), V.check_tol(tol)
 
     def share(b):
         zz = z.copy()
@@ -529,9 +541,11 @@ def class_bias_for_prior(logits, cls: int, prior: float = 0.1, *, low: float = -
         return np.exp(_log_softmax(zz, 1.0))[:, cls].mean()
 
     if share(low) > prior or share(high) < prior:
-        raise ValueError(f"no shift in [{low}, {high}] gives class {cls} a mean probability of {prior}")
-    while high - low > tol:
+        raise ValueError(f"no shift in [low, high] = [{low}, {high}] gives class {cls} a mean probability of {prior}")
+    for _ in range(200):
         mid = 0.5 * (low + high)
+        if high - low <= tol or not low < mid < high:
+            break
         if share(mid) < prior:
             low = mid
         else:

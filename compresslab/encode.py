@@ -64,7 +64,7 @@ def _as_symbols(x: Any, name: str) -> np.ndarray:
     a = np.asarray(backend.to_numpy(x))
     if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool
                                  or (a.size == 0)):
-        if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
+        if np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and np.all(a == np.round(a)):
             a = a.astype(np.int64)
         else:
             raise TypeError(f"{name} must hold non-negative integers, got dtype {a.dtype}")
@@ -122,7 +122,8 @@ def unpack_bits(data: Any, bits: int, count: int) -> np.ndarray:
 
     Parameters
     ----------
-    data : array_like of uint8
+    data : array_like of int in [0, 255]
+        Bytes (values outside a byte are an error, never wrapped).
     bits : int in [1, 32]
     count : int >= 0
 
@@ -142,10 +143,10 @@ def unpack_bits(data: Any, bits: int, count: int) -> np.ndarray:
     """
     bits = V.check_bits(bits, "bits", 1, 32)
     count = V.check_int(count, "count", 0)
-    data = np.asarray(backend.to_numpy(data), dtype=np.uint8).ravel()
+    data = V.as_bytes_array(data)
     need = math.ceil(count * bits / 8)
     if data.size < need:
-        raise ValueError(f"data holds {data.size} bytes but {count} values of {bits} bits need {need}")
+        raise ValueError(f"count={count} values of {bits} bits need {need} bytes but data holds {data.size}")
     stream = np.unpackbits(data)[: count * bits].reshape(count, bits).astype(np.int64)
     weights = (1 << np.arange(bits - 1, -1, -1, dtype=np.int64))
     return stream @ weights if count else np.zeros(0, dtype=np.int64)
@@ -229,11 +230,12 @@ def relative_index_decode(values: Any, gaps: Any, shape) -> np.ndarray:
     gaps = _as_symbols(gaps, "gaps")
     if values.shape[0] != gaps.shape[0]:
         raise ValueError(f"values ({values.shape[0]}) and gaps ({gaps.shape[0]}) differ in length")
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
-    size = int(np.prod(shape))
+    shape = V.check_shape(shape)
+    size = math.prod(shape)
     positions = np.cumsum(gaps + 1) - 1
     if positions.size and positions[-1] >= size:
-        raise ValueError(f"the gaps run past the end: position {positions[-1]} in an array of {size}")
+        raise ValueError(f"the gaps run past the end: position {positions[-1]} in an array of "
+                         f"shape {shape} ({size} entries)")
     out = np.zeros(size, dtype=values.dtype)
     out[positions] = values
     return out.reshape(shape)
@@ -289,8 +291,9 @@ def csr_encode(w: Any, index_dtype=np.int32) -> CSR:
     Parameters
     ----------
     w : array_like, 2-D
-    index_dtype : numpy dtype, default numpy.int32
-        Type of ``indices`` and ``indptr``.
+    index_dtype : numpy integer dtype, default numpy.int32
+        Type of ``indices`` and ``indptr``; it must hold the largest column and the number of
+        non-zeros (a ValueError otherwise, never wrapped indices).
 
     Returns
     -------
@@ -308,6 +311,7 @@ def csr_encode(w: Any, index_dtype=np.int32) -> CSR:
     """
     w = V.as_float_array(w, "w", ndim=2, allow_empty=True)
     rows, cols = np.nonzero(w)
+    index_dtype = V.check_index_dtype(index_dtype, max(w.shape[1] - 1, rows.size))
     indptr = np.zeros(w.shape[0] + 1, dtype=index_dtype)
     np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
     return CSR(w[rows, cols], cols.astype(index_dtype), indptr, w.shape)
@@ -319,6 +323,8 @@ def csr_decode(c: CSR) -> np.ndarray:
     Parameters
     ----------
     c : CSR
+        Checked first: ``indptr`` from 0 to ``len(data)``, non-decreasing; every index a column
+        of ``c.shape``.
 
     Returns
     -------
@@ -329,11 +335,9 @@ def csr_decode(c: CSR) -> np.ndarray:
     >>> csr_decode(csr_encode(np.array([[0, 2.], [3., 0]]))).tolist()
     [[0.0, 2.0], [3.0, 0.0]]
     """
-    out = np.zeros(c.shape, dtype=c.data.dtype)
-    counts = np.diff(c.indptr.astype(np.int64))
-    if (counts < 0).any() or c.indptr[-1] != c.data.size:
-        raise ValueError("indptr must be non-decreasing and end at len(data)")
-    out[np.repeat(np.arange(c.shape[0]), counts), c.indices] = c.data
+    data, indices, indptr, shape = V.check_csr(c)
+    out = np.zeros(shape, dtype=data.dtype)
+    out[np.repeat(np.arange(shape[0]), np.diff(indptr)), indices] = data
     return out
 
 
@@ -432,7 +436,8 @@ class HuffmanCode:
         if lengths.size and lengths.max() > 255:
             raise ValueError("code lengths must be at most 255")
         used = lengths[lengths > 0]
-        if used.size and sum(2.0 ** -int(l) for l in used) > 1 + 1e-12:
+        top = int(used.max(initial=0))       # Kraft in exact integers: sum 2**(top - l) <= 2**top
+        if used.size and sum(1 << (top - int(l)) for l in used) > 1 << top:
             raise ValueError("these code lengths break the Kraft inequality: no prefix code has them")
         self.lengths = lengths.astype(np.uint8)
         codes = np.zeros(lengths.size, dtype=object)
@@ -488,7 +493,7 @@ def huffman_code(symbols: Any = None, *, freqs: Any = None, alphabet_size: int |
     if freqs is None:
         s = _as_symbols(symbols, "symbols")
         size = alphabet_size if alphabet_size is not None else (int(s.max()) + 1 if s.size else 0)
-        size = V.check_int(size, "alphabet_size", 0)
+        size = V.check_int(size, "alphabet_size" if alphabet_size is not None else "symbols", 0, 2 ** 24)
         if s.size and s.max() >= size:
             raise ValueError(f"symbols must be < alphabet_size = {size}, got {s.max()}")
         freqs = np.bincount(s, minlength=size)
@@ -587,12 +592,14 @@ def huffman_decode(data: Any, code: HuffmanCode, count: int) -> np.ndarray:
     >>> huffman_decode(data, code, 5).tolist()
     [0, 0, 0, 1, 2]
     """
-    if not isinstance(code, HuffmanCode):
-        code = HuffmanCode(code)
+    code = code if isinstance(code, HuffmanCode) else V.named(HuffmanCode, "code")(code)
     count = V.check_int(count, "count", 0)
-    data = np.asarray(backend.to_numpy(data), dtype=np.uint8).ravel()
+    data = V.as_bytes_array(data)
     if count == 0:
         return np.zeros(0, dtype=np.int64)
+    if count > 8 * data.size:                # every code word takes at least one bit
+        raise ValueError(f"count={count} symbols need at least {count} bits but data holds "
+                         f"{8 * data.size} (truncated stream?)")
     lengths = code.lengths.astype(np.int64)
     order = sorted(np.flatnonzero(lengths), key=lambda s: (lengths[s], s))
     if not order:
@@ -696,7 +703,7 @@ def _encode_weight(w: np.ndarray, *, sparse, gap_bits: int, codebook, max_codebo
 
 
 def _decode_weight(entry: dict, get, shape: tuple) -> np.ndarray:
-    n, vals = entry["n"], entry["values"]
+    n, vals = V.check_int(entry["n"], "n", 0, math.prod(shape)), entry["values"]
     if vals["kind"] == "codebook":
         book = get("codebook").view(np.float32)
         if book.size != vals["k"]:
@@ -851,7 +858,17 @@ def pack_model(model: nn.Sequential, *, sparse="auto", gap_bits: int = 5, codebo
 
 
 def _unpack(header: dict, payload: np.ndarray) -> nn.Sequential:
-    model = nn._build(header["arch"])
+    """Decode a header and payload; anything that does not add up is a ValueError."""
+    try:
+        return _unpack_checked(header, payload)
+    except V.FileDamage:
+        raise
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise ValueError(f"the compressed model is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _unpack_checked(header: dict, payload: np.ndarray) -> nn.Sequential:
+    model = nn._build(header["arch"], "the compressed model's header")
     own = {name: (layer, attr) for name, layer, attr in model.named_parameters()}
     seen = set()
     offset = 0
@@ -861,8 +878,8 @@ def _unpack(header: dict, payload: np.ndarray) -> nn.Sequential:
             raise ValueError(f"parameter {name!r} in the file is not in the architecture")
         spans = {}
         for part, length in p["streams"].items():
-            spans[part] = (offset, int(length))
-            offset += int(length)
+            spans[part] = (offset, V.check_int(length, f"{name}'s {part} stream length", 0))
+            offset += length
         if offset > payload.size:
             raise ValueError(f"the streams of {name} run past the end of the payload")
 
@@ -881,6 +898,7 @@ def _unpack(header: dict, payload: np.ndarray) -> nn.Sequential:
             value = value.reshape(shape)
         else:
             value = _decode_weight(p, get, shape).astype(np.float32)
+        V.check_loaded_param(name, value, shape, "the compressed model")
         setattr(layer, attr, np.ascontiguousarray(value))
         if p.get("sparse"):
             layer.masks[attr] = (value != 0).astype(np.float32)
@@ -969,10 +987,14 @@ def _parse(blob: bytes, where: str) -> CompressedModel:
     if hashlib.sha256(body).digest() != digest:
         raise ValueError(f"{where} is corrupt or was modified: its SHA-256 checksum does not match")
     (hlen,) = struct.unpack("<I", body[4:8])
-    try:
-        header = json.loads(zlib.decompress(body[8:8 + hlen]).decode())
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    if 8 + hlen > len(body):
+        raise ValueError(f"{where} declares a {hlen}-byte header but holds {len(body) - 8} bytes")
+    try:    # the header inflates to at most MAX_HEADER_BYTES: a zlib bomb stops there
+        header = json.loads(V.inflate(body[8:8 + hlen], V.MAX_HEADER_BYTES, where).decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{where} has an unreadable header ({exc})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("params"), list):
+        raise ValueError(f"{where} has a header without a list of parameters")
     if header.get("format") != "compresslab.encode/1":
         raise ValueError(f"{where} has unknown format {header.get('format')!r}")
     return CompressedModel(header, np.frombuffer(body[8 + hlen:], dtype=np.uint8))
@@ -1010,7 +1032,11 @@ def load(path):
     >>> len(model), type(model).__name__
     (3, 'Sequential')
     """
-    return load_packed(path).to_model()
+    packed = load_packed(path)
+    try:
+        return packed.to_model()
+    except ValueError as exc:
+        raise ValueError(f"compressed model file {os.fspath(path)!r}: {exc}") from None
 
 
 def load_packed(path):

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import time
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -307,6 +306,9 @@ class Sequential(Module):
                 raise TypeError(f"layer {i} must be a compresslab.nn.Module, got {type(layer).__name__}")
         self.layers = list(layers)
 
+    def __call__(self, x):
+        return self.forward(V.as_float_array(x, "x"))   # as predict: no NaN, inf or strings
+
     def forward(self, x):
         for layer in self.layers:
             x = layer.forward(x)
@@ -373,10 +375,13 @@ class Sequential(Module):
 _LAYERS = {cls.__name__: cls for cls in (Linear, Conv2d, ReLU, Flatten)}
 
 
-def _build(arch: list[dict]) -> Sequential:
+def _build(arch: list[dict], where: str | None = None) -> Sequential:
+    """The model an architecture describes; ``where`` (a file) also caps each layer's size."""
+    if where is not None and not isinstance(arch, list):
+        raise V.FileDamage(f"{where}: the architecture is not a list of layers")
     layers = []
     for spec in arch:
-        spec = dict(spec)
+        spec = dict(spec if where is None else V.check_layer_spec(spec, where))
         kind = spec.pop("type", None)
         if kind not in _LAYERS:
             raise ValueError(f"unknown layer type {kind!r} in architecture")
@@ -405,7 +410,9 @@ def mlp(sizes=(64, 300, 100, 10), *, seed: Any = 0) -> Sequential:
     >>> [type(layer).__name__ for layer in mlp((4, 3, 2))]
     ['Linear', 'ReLU', 'Linear']
     """
-    sizes = tuple(sizes)
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
+    sizes = tuple(V.check_int(s, "sizes", 1) for s in sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
     g = V.rng(seed)
@@ -442,7 +449,10 @@ def cnn(*, channels=(16, 32), hidden: int = 64, num_classes: int = 10, image_siz
     (2, 10)
     """
     g = V.rng(seed)
-    c1, c2 = channels
+    c1, c2 = V.check_pair(channels, "channels")
+    V.check_int(hidden, "hidden", 1)
+    V.check_int(num_classes, "num_classes", 1)
+    V.check_int(image_size, "image_size", 1)
     side = (image_size + 1) // 2
     return Sequential(
         Conv2d(1, c1, 3, padding=1, seed=g), ReLU(),
@@ -474,6 +484,11 @@ def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     >>> np.exp(log_softmax(np.array([[0.0, 0.0], [1000.0, 0.0]]))).tolist()
     [[0.5, 0.5], [1.0, 0.0]]
     """
+    z = V.as_float_array(z, "z", ndim=tuple(range(1, 33)))
+    return _log_softmax(z, V.check_axis(axis, z.ndim, "axis"))
+
+
+def _log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     z = z - z.max(axis=axis, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
@@ -499,8 +514,10 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.nda
     >>> round(loss, 4), grad.tolist()                # log 2; (0.5, 0.5) - (0, 1)
     (0.6931, [[0.5, -0.5]])
     """
+    logits = V.as_float_array(logits, "logits", ndim=2)
     n = logits.shape[0]
-    logp = log_softmax(logits)
+    labels = V.check_labels_for(labels, "labels", n, logits.shape[1])
+    logp = _log_softmax(logits)
     loss = -logp[np.arange(n), labels].mean()
     grad = np.exp(logp)
     grad[np.arange(n), labels] -= 1.0
@@ -733,7 +750,9 @@ def _blas_threads(threads: int | None):
 
 def _fit(model, X, y, *, epochs, batch_size, lr, optimizer, loss, val, seed, progress, callbacks,
          desc) -> History:
-    X = V.as_float_array(X, "X")
+    check_model(model)
+    X = V.as_batch(X)
+    V.check_bool(progress, "progress")
     if loss is None:
         classes = [layer for layer in model.layers if isinstance(layer, (Linear, Conv2d))][-1].weight.shape[0]
         y = V.as_labels(y, "y", n=X.shape[0], num_classes=classes)
@@ -800,7 +819,9 @@ def predict(model: Sequential, X, batch_size: int = 1024) -> np.ndarray:
     >>> predict(m, np.zeros((3, 2))).tolist()
     [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
     """
-    X = V.as_float_array(X, "X")
+    X = V.as_batch(X)
+    V.check_has(model, "forward", "model")
+    batch_size = V.check_int(batch_size, "batch_size", 1)
     return np.concatenate([model.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
 
@@ -823,10 +844,8 @@ def evaluate(model: Sequential, X, y) -> float:
     >>> evaluate(m, np.zeros((4, 2)), [0, 0, 1, 0])
     0.75
     """
-    y = V.as_labels(y, "y")
     logits = predict(model, X)
-    if logits.shape[0] != y.shape[0]:
-        raise ValueError(f"y has {y.shape[0]} labels but X has {logits.shape[0]} samples")
+    y = V.check_labels_for(y, "y", logits.shape[0], logits.shape[1])
     return float((logits.argmax(axis=1) == y).mean())
 
 
@@ -839,7 +858,7 @@ def confusion_matrix(model: Sequential, X, y, num_classes: int | None = None) ->
     X : array_like, shape (N, ...)
     y : array_like of int, shape (N,)
     num_classes : int, optional
-        Default: the largest class seen plus one.
+        Default: the largest class seen plus one. Labels must be outputs of the model.
 
     Returns
     -------
@@ -851,9 +870,12 @@ def confusion_matrix(model: Sequential, X, y, num_classes: int | None = None) ->
     >>> confusion_matrix(m, np.zeros((4, 2)), [0, 0, 1, 0]).tolist()
     [[3, 0], [1, 0]]
     """
-    y = V.as_labels(y, "y")
-    pred = predict(model, X).argmax(axis=1)
-    k = num_classes or int(max(y.max(), pred.max()) + 1)
+    logits = predict(model, X)
+    y = V.check_labels_for(y, "y", logits.shape[0], logits.shape[1])
+    pred = logits.argmax(axis=1)
+    k = int(max(y.max(initial=0), pred.max(initial=0)) + 1)
+    if num_classes is not None:
+        k = V.check_int(num_classes, "num_classes", k)
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (y, pred), 1)
     return cm
@@ -929,6 +951,7 @@ def num_params(model: Module, nonzero: bool = False) -> int:
     >>> num_params(mlp((4, 3, 2)))             # 4*3 + 3 + 3*2 + 2
     23
     """
+    V.check_has(model, "named_parameters", "model")
     arrays = [getattr(l, a) for _, l, a in model.named_parameters()]
     return int(sum(np.count_nonzero(p) if nonzero else p.size for p in arrays))
 
@@ -975,6 +998,7 @@ def summary(model: Sequential) -> str:
     total                      23     92
     """
     rows = [("layer", "params", "count", "bytes")]
+    check_model(model)
     for i, layer in enumerate(model.layers):
         shapes = " ".join(str(getattr(layer, a).shape) for a in layer.param_names)
         count = sum(getattr(layer, a).size for a in layer.param_names)
@@ -1042,7 +1066,9 @@ def from_torch(module) -> Sequential:
     Parameters
     ----------
     module : torch.nn.Sequential
-        Square kernels, strides and paddings only.
+        Square kernels, strides and integer paddings only; no dilation, groups or padding
+        modes other than zeros; Flatten from dimension 1. Anything else is a ValueError,
+        never a different model.
 
     Returns
     -------
@@ -1068,19 +1094,19 @@ def from_torch(module) -> Sequential:
         if isinstance(t, tnn.Linear):
             l: Module = Linear(t.in_features, t.out_features, bias=t.bias is not None)
         elif isinstance(t, tnn.Conv2d):
-            if t.kernel_size[0] != t.kernel_size[1] or t.stride[0] != t.stride[1] \
-                    or not isinstance(t.padding, tuple) or t.padding[0] != t.padding[1]:
-                raise ValueError("only square kernels, strides and paddings are supported")
+            V.check_torch_layer(t)
             l = Conv2d(t.in_channels, t.out_channels, t.kernel_size[0], stride=t.stride[0],
                        padding=t.padding[0], bias=t.bias is not None)
         elif isinstance(t, tnn.ReLU):
             l = ReLU()
         elif isinstance(t, tnn.Flatten):
+            V.check_torch_layer(t)
             l = Flatten()
         else:
             raise TypeError(f"unsupported torch layer {type(t).__name__}")
         for a in l.param_names:
-            setattr(l, a, getattr(t, a).detach().cpu().numpy().astype(DTYPE).copy())
+            value = getattr(t, a).detach().cpu().float().numpy().astype(DTYPE)
+            setattr(l, a, V.as_float_array(value, f"the {type(t).__name__}'s {a}").copy())
         layers.append(l)
     return Sequential(*layers)
 
@@ -1150,21 +1176,15 @@ def save(model: Sequential, path, extra: dict[str, np.ndarray] | None = None) ->
 
 
 def read_npz(path) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, read with ``allow_pickle=False``; clear errors when corrupt."""
+    """All arrays of an .npz file, read with ``allow_pickle=False``; clear errors when corrupt.
+
+    Each array's declared size is checked against the archive before it is read, and at most
+    :data:`compresslab._validate.MAX_FILE_BYTES` (2 GiB) are inflated, so a small crafted file
+    cannot make it allocate much more than it holds."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise ValueError(f"model file {path!r} holds pickled Python objects; compresslab never "
-                             "loads pickle (it can run arbitrary code)") from None
-        raise ValueError(f"model file {path!r} is truncated or corrupt (ValueError: {exc})") from None
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-        raise ValueError(f"model file {path!r} is truncated or corrupt "
-                         f"({type(exc).__name__}: {exc})") from None
+    return V.read_npz(path, f"model file {path!r}")
 
 
 def load(path):
@@ -1235,12 +1255,28 @@ def _read_model(path):
     digest = str(arrays.pop("__sha256__"))
     if _digest(arrays) != digest:
         raise ValueError(f"model file {os.fspath(path)!r} was modified after saving (checksum mismatch)")
-    model = _build(json.loads(str(arrays["__arch__"])))
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
+    where = f"model file {os.fspath(path)!r}"
+    try:
+        return _model_from_arrays(arrays, where), arrays
+    except V.FileDamage:
+        raise
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{where} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _model_from_arrays(arrays: dict, where: str) -> Sequential:
+    """The model the arrays of a checked file describe: sizes capped, parameters finite, masks 0/1."""
+    model = _build(json.loads(str(arrays["__arch__"])), where)
+    own = model.state_dict()
+    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+    for name, value in params.items():
+        if name in own:
+            V.check_loaded_param(name, value, own[name].shape, where)
+    model.load_state_dict(params)
     for key, mask in arrays.items():
         if key.startswith("mask/"):
-            i, attr = key[5:].split(".", 1)
-            model.layers[int(i)].masks[attr] = mask
+            i, attr = V.check_loaded_mask(key, mask, own, where)
+            model.layers[i].masks[attr] = mask
     model.eval()
-    return model, arrays
+    return model
 

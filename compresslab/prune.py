@@ -701,7 +701,7 @@ def shrink(model: nn.Sequential, masks: dict[str, Any] | None = None) -> nn.Sequ
     >>> small[0].weight.shape, small[2].weight.shape
     ((3, 4), (3, 3))
     """
-    m = model.copy()
+    m = nn.check_model(model).copy()
     if masks is not None:
         apply_masks(m, masks)
     else:
@@ -800,7 +800,7 @@ class ScheduleStep(NamedTuple):
 def _schedule_args(begin_step, end_step, frequency, allow_open_end: bool):
     begin_step = V.check_int(begin_step, "begin_step", 0)
     frequency = V.check_int(frequency, "frequency", 1)
-    end_step = V.check_int(end_step, "end_step", -1 if allow_open_end else None)
+    end_step = V.check_int(end_step, "end_step", -1 if allow_open_end else 0)
     if end_step != -1 and end_step < begin_step:
         raise ValueError(f"end_step={end_step} must be >= begin_step={begin_step}"
                          + (" (or -1 for no end)" if allow_open_end else ""))
@@ -865,8 +865,9 @@ def polynomial_decay(step: int, initial_sparsity: float, final_sparsity: float, 
     ----------
     step : int >= 0
     initial_sparsity, final_sparsity : float in [0, 1]
-    begin_step, end_step : int
-        The ramp runs from ``begin_step`` to ``end_step >= begin_step``.
+    begin_step, end_step : int >= 0
+        The ramp runs from ``begin_step`` to ``end_step >= begin_step`` (no open end: -1 is
+        an error here, unlike in :func:`constant`).
     power : float > 0, default 3
     frequency : int >= 1, default 100
 
@@ -957,7 +958,7 @@ def fit_pruned(model: nn.Sequential, X, y, *, schedule: Callable[[int], Any],
                         f"{type(schedule).__name__}")
     V.check_choice(method, "method", {"magnitude", "global"})
     names = list(layers) if layers is not None else prunable(model)
-    steps = math.ceil(len(y) / V.check_int(batch_size, "batch_size", 1))
+    steps = math.ceil(len(V.as_labels(y, "y")) / V.check_int(batch_size, "batch_size", 1))
 
     def prune_step(mdl, epoch, step):
         should, s = schedule(epoch * steps + step)
@@ -1109,14 +1110,17 @@ def sensitivity_scan(model: nn.Sequential, layers: Sequence[str] | None, sparsit
     (['0.weight', '2.weight'], (2, 2))
     """
     V.check_choice(method, "method", {"magnitude", "random", "structured"})
+    V.check_bool(progress, "progress")
     params = _params(model)
-    names = list(layers) if layers is not None else prunable(model)
+    names = V.check_names(layers, "layers") if layers is not None else prunable(model)
     for name in names:
         if name not in params:
             raise KeyError(f"layers names {name!r}, not a parameter of the model ({sorted(params)})")
     sp = V.as_float_array(sparsities, "sparsities", ndim=1)
     if (sp < 0).any() or (sp > 1).any():
         raise ValueError(f"sparsities must lie in [0, 1], got {sp.min()} .. {sp.max()}")
+    X_val = V.as_batch(X_val, "X_val")
+    y_val = V.check_labels_for(y_val, "y_val", len(X_val), nn.predict(model, X_val[:1]).shape[1])
     baseline = nn.evaluate(model, X_val, y_val)
     acc = np.empty((len(names), len(sp)))
     bar = nn._progress(len(names) * len(sp), "sensitivity scan", progress)

@@ -117,9 +117,14 @@ def test_not_attempted_and_errors():
 # --------------------------------------------------------------------------------------------
 # 5.1 relative indices with filler zeros
 # --------------------------------------------------------------------------------------------
-def test_relative_index_library_passes():
+def test_relative_index_library_is_the_reference(library_answers_allowed):
     r = _status(ex.check_relative_index, lambda w, bits: encode.relative_index_encode(w, bits))
     assert r.passed, r.message
+
+
+def test_relative_index_answer_calling_the_library_is_refused():
+    r = _status(ex.check_relative_index, lambda w, bits: encode.relative_index_encode(w, bits))
+    assert not r.passed and "calls cl.encode.relative_index_encode" in r.message
 
 
 def test_relative_index_lists_are_fine():
@@ -143,7 +148,7 @@ def test_relative_index_lists_are_fine():
     (ex._trailing_fillers, "after the last non-zero"),
     (ex._trailing_entry, "no final entry"),
 ])
-def test_relative_index_each_mistake_named(mistake, words):
+def test_relative_index_each_mistake_named(mistake, words, library_answers_allowed):
     _fails_with(ex.check_relative_index, mistake, words)
 
 
@@ -223,10 +228,16 @@ def test_relative_index_all_zero_array_is_checked():
 # --------------------------------------------------------------------------------------------
 # 5.2 Huffman encoded size
 # --------------------------------------------------------------------------------------------
-def test_huffman_library_passes():
+def test_huffman_library_is_the_reference(library_answers_allowed):
     r = _status(ex.check_huffman_bits, lambda c: encode.huffman_code(freqs=c).encoded_bits(
         np.repeat(np.arange(len(c)), c)))
     assert r.passed, r.message
+
+
+def test_huffman_answer_calling_the_library_is_refused():
+    r = _status(ex.check_huffman_bits, lambda c: encode.huffman_code(freqs=c).encoded_bits(
+        np.repeat(np.arange(len(c)), c)))
+    assert not r.passed and "calls cl.encode.huffman_code" in r.message
 
 
 @pytest.mark.parametrize("mistake, words", [
@@ -243,7 +254,7 @@ def test_huffman_library_passes():
     (ex._sum_of_lengths, "weight each"),
     (ex._zeros_kept, "count 0"),
 ])
-def test_huffman_each_mistake_named(mistake, words):
+def test_huffman_each_mistake_named(mistake, words, library_answers_allowed):
     _fails_with(ex.check_huffman_bits, mistake, words)
 
 

@@ -52,6 +52,22 @@ def test_student_command_writes_editions_and_refuses_to_overwrite(tmp_path, caps
     assert cli.main(["student", str(src / "a.ipynb"), "-o", str(src / "a.ipynb")]) == 2
 
 
+def test_student_command_never_overwrites_another_notebook_without_force(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    _nb(src / "a.ipynb", new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION"))
+    _nb(src / "b.ipynb", new_code_cell("x = 'the other instructor notebook'"))
+    before = (src / "b.ipynb").read_text()
+    assert cli.main(["student", str(src / "a.ipynb"), "-o", str(src / "b.ipynb")]) == 2
+    assert "refusing to overwrite the existing notebook" in capsys.readouterr().err
+    assert (src / "b.ipynb").read_text() == before
+    (tmp_path / "link.ipynb").symlink_to(src / "a.ipynb")          # the source under another name
+    assert cli.main(["student", str(src / "a.ipynb"), "-o", str(tmp_path / "link.ipynb")]) == 2
+    assert "return 42" in (src / "a.ipynb").read_text()
+    assert cli.main(["student", str(src / "a.ipynb"), "-o", str(src / "b.ipynb"), "--force"]) == 0
+    assert "raise NotImplementedError()" in (src / "b.ipynb").read_text()
+
+
 def _split_lines(nb):
     """(lines inside solution regions, lines outside them), by a parser independent of course.py."""
     inside_lines, outside_lines = set(), set()

@@ -127,3 +127,14 @@ def test_time_estimate_counts_prose_code_exercises_and_quiz():
     assert e.exercises == course.EXERCISE_MINUTES["formula"] + course.EXERCISE_MINUTES["build"]
     assert e.quiz == course.QUIZ_MINUTES
     assert e.total == int(round(e.reading + e.code + e.exercises + e.quiz, -1))
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_has_a_build_it_exercise(lesson):
+    """At least one exercise whose reference solution is 8 lines or more (not the quiz)."""
+    sizes = []
+    for c in nbformat.read(lesson, as_version=4).cells:
+        if c.cell_type == "code" and course.BEGIN in c.source and "def quiz_answers" not in c.source:
+            inside = c.source.split(course.BEGIN, 1)[1].split(course.END, 1)[0]
+            sizes.append(sum(1 for line in inside.splitlines() if line.strip()))
+    assert sizes and max(sizes) >= 8, f"{lesson.name}: solution sizes {sizes}"

@@ -243,14 +243,14 @@ FULL_WRONG = {
 }
 
 
-def test_full_right_answers_pass():
+def test_full_right_answers_pass(library_answers_allowed):
     for fn in FULL_RIGHT:
         r = ex.check_kd_loss(fn, quiet=True)
         assert r.passed, r.message
 
 
 @pytest.mark.parametrize("hint", list(FULL_WRONG))
-def test_full_mistakes_get_their_hint(hint):
+def test_full_mistakes_get_their_hint(hint, library_answers_allowed):
     r = ex.check_kd_loss(FULL_WRONG[hint], quiet=True)
     assert not r.passed and hint in r.message, r.message
 
@@ -346,14 +346,14 @@ GRAD_WRONG = {
 }
 
 
-def test_grad_right_answers_pass():
+def test_grad_right_answers_pass(library_answers_allowed):
     for fn in GRAD_RIGHT:
         r = ex.check_kd_grad(fn, quiet=True)
         assert r.passed, r.message
 
 
 @pytest.mark.parametrize("hint", list(GRAD_WRONG))
-def test_grad_mistakes_get_their_hint(hint):
+def test_grad_mistakes_get_their_hint(hint, library_answers_allowed):
     r = ex.check_kd_grad(GRAD_WRONG[hint], quiet=True)
     assert not r.passed and hint in r.message, r.message
 
@@ -445,3 +445,14 @@ def test_quiz_not_attempted_and_incomplete():
     assert ex.check_quiz(untouched, quiet=True).status == "not attempted"
     r = ex.check_quiz(lambda: {1: "b"}, quiet=True)
     assert not r.passed and "1 of 5 right" in r.message and "not answered" in r.message
+
+
+def test_an_answer_calling_kd_loss_is_refused():
+    from compresslab import distill as D
+    r = ex.check_soft_loss(lambda s, t, T: D.kd_loss(s, t, None, T=T, alpha=1.0), quiet=True)
+    assert not r.passed and "calls cl.distill.kd_loss" in r.message
+    # the lesson's helpers are allowed: a decorator's shared wrapper is not mistaken for kd_loss
+    r = ex.check_soft_loss(lambda s, t, T: float(-(D.softmax(t, T) * (D.log_softmax(s, T)
+                                                  - D.log_softmax(t, T))).sum(1).mean() * -T ** 2),
+                           quiet=True)
+    assert "calls cl.distill" not in r.message

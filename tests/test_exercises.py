@@ -413,3 +413,108 @@ def test_lesson00_quiz_names_each_wrong_answer_with_its_hint(question, wrong):
         assert f"({q.answer})" not in r.message                        # never the right letter
     else:
         assert str(q.answer) not in r.message                          # never the right number
+
+
+def test_learner_cannot_corrupt_arrays_inside_list_arguments():
+    from compresslab.exercises._core import Case, compare_cases
+
+    def reference(pairs):
+        return sum(float(a.sum()) for a, _ in pairs)
+
+    def sneaky(pairs):                      # right total, but zeroes the caller's arrays
+        total = reference(pairs)
+        for a, _ in pairs:
+            a *= 0
+        return total
+
+    case = Case("two pairs", ([(np.ones(3), np.ones(2)), (np.full(2, 2.0), np.ones(1))],))
+    assert "agree" in compare_cases(sneaky, reference, [case, case])
+    assert case.args[0][0][0].sum() == 3.0   # the case itself is untouched
+
+
+# --------------------------------------------------------------------------------------------
+# Crafted return values and a switched-off watch (the adversarial review of `compresslab grade`)
+# --------------------------------------------------------------------------------------------
+class _AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = None
+
+
+class _ReadsTheChecker:
+    """A "number" whose float() is whatever the checker's frame expects."""
+
+    def __float__(self):
+        import sys
+
+        frame = sys._getframe(1)
+        while frame is not None:
+            for name in ("want", "b"):
+                if name in frame.f_locals:
+                    return float(frame.f_locals[name])
+            frame = frame.f_back
+        return 0.0
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(float(self))
+
+
+def test_an_object_that_equals_everything_is_a_wrong_result():
+    r = lesson00.check_model_bytes(lambda m, bits=32: _AlwaysEqual(), quiet=True)
+    assert r.status == E.FAIL and "return numbers" in r.message, r.message
+    assert not E.same(_AlwaysEqual(), 3) and not E.same([_AlwaysEqual()], [3])
+    assert not E.same(np.array([_AlwaysEqual()], dtype=object), np.array([3]))
+
+
+def test_a_number_that_reads_the_checker_is_refused():
+    r = lesson00.check_accuracy(lambda logits, labels: _ReadsTheChecker(), quiet=True)
+    assert r.status == E.FAIL and "return one number" in r.message, r.message
+    assert not E.same(_ReadsTheChecker(), 0.5)
+    from compresslab.exercises._core import as_number, numeric_array
+
+    assert numeric_array(_ReadsTheChecker()) is None and as_number(_ReadsTheChecker()) is None
+
+
+@pytest.mark.parametrize("got, want", [
+    ([1, 2, 3], np.array([1, 2, 3])), ((1.0, 2.5), np.array([1.0, 2.5])), (np.float32(0.5), 0.5),
+    (3, np.int64(3)), (True, True), (np.array(2.0), 2.0), ([np.array([1.0]), np.array([2.0, 3.0])],
+                                                          [np.array([1.0]), np.array([2.0, 3.0])]),
+    ({"a": "01", "b": "1"}, {"a": "01", "b": "1"}), ([], []),
+])
+def test_plain_numbers_and_containers_still_compare(got, want):
+    assert E.same(got, want)
+
+
+@pytest.mark.parametrize("value", [0.75, np.float64(0.75), np.float32(0.75), np.array(0.75), 3 / 4])
+def test_same_number_takes_python_and_numpy_numbers(value):
+    from compresslab.exercises._core import same_number
+
+    assert same_number("x")(value, 0.75)
+
+
+def test_an_answer_that_turns_off_the_watch_fails():
+    import sys
+
+    def sneaky(model, bits=32):
+        getattr(sys, "set" + "profile")(None)
+        return cl.nn.nbytes(model, bits)
+
+    before = sys.getprofile()
+    r = lesson00.check_model_bytes(sneaky, quiet=True)
+    assert r.status == E.FAIL and "turned off the grader's watch" in r.message, r.message
+    assert sys.getprofile() is before
+
+
+def test_a_forbidden_call_in_a_thread_the_answer_starts_is_seen():
+    import threading
+
+    def threaded(model, bits=32):
+        out = []
+        t = threading.Thread(target=lambda: out.append(cl.nn.nbytes(model, bits)))
+        t.start()
+        t.join()
+        return out[0]
+
+    r = lesson00.check_model_bytes(threaded, quiet=True)
+    assert r.status == E.FAIL and "cl.nn.nbytes" in r.message, r.message

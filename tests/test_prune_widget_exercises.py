@@ -143,7 +143,7 @@ def _mask_from(w, order, k):
     return mask.reshape(w.shape)
 
 
-def test_checker_1_1_accepts_correct_answers_with_any_tie_order():
+def test_checker_1_1_accepts_correct_answers_with_any_tie_order(library_answers_allowed):
     def stable(w, amount):          # ties: lowest index first (the documented rule)
         return _mask_from(w, np.argsort(np.abs(w), axis=None, kind="stable"), _k(amount, w.size))
 
@@ -282,7 +282,7 @@ def _rows_mask(W, scores, k):
     return mask
 
 
-def test_checker_1_2_accepts_correct_answers_with_any_tie_order():
+def test_checker_1_2_accepts_correct_answers_with_any_tie_order(library_answers_allowed):
     def good(W, amount):
         k = amount if isinstance(amount, int) else round(amount * W.shape[0])
         mask = np.ones(W.shape, np.float32)
@@ -302,7 +302,7 @@ def test_checker_1_2_accepts_correct_answers_with_any_tie_order():
         assert _ok(r) and "all 11 test cases" in r.message, r.message
 
 
-def test_checker_1_2_names_each_mistake():
+def test_checker_1_2_names_each_mistake(library_answers_allowed):
     def l2(W):
         return np.linalg.norm(W, axis=1)
 
@@ -621,7 +621,7 @@ def _agp_by(power=3, t=lambda step, b, f: b + (step - b) // f * f, shape=lambda 
     return answer
 
 
-def test_checker_1_5_accepts_the_lesson_solution():
+def test_checker_1_5_accepts_the_lesson_solution(library_answers_allowed):
     r = ex.check_agp_sparsity(agp_sparsity, quiet=True)
     assert _ok(r) and "all 10 test cases" in r.message, r.message
     assert _ok(ex.check_agp_sparsity(ex._ref_agp, quiet=True))
@@ -822,6 +822,12 @@ def test_masked_sgd_names_the_classic_mistakes():
     def unmasked(W, b, mask, grads, lr):
         return masked_sgd(W, b, np.ones_like(mask), grads, lr)
 
+    def mask_in_loop_only(W, b, mask, grads, lr):      # right whenever there is a step
+        for gW, gb in grads:
+            W = (W - lr * gW) * mask
+            b = b - lr * gb
+        return W, b
+
     _assert_hints(ex.check_masked_sgd, [
         (grad_only, "you masked the gradient only"),
         (before_only, "before each update only"),
@@ -831,6 +837,7 @@ def test_masked_sgd_names_the_classic_mistakes():
         (bias_frozen, "your bias did not move"),
         (reprune, "you chose a new mask"),
         (unmasked, "you never applied the mask"),
+        (mask_in_loop_only, "grads is empty"),
         (lambda W, b, mask, grads, lr: masked_sgd(W, b, mask, grads, lr)[0], "return a pair"),
     ])
 
@@ -852,6 +859,30 @@ def test_masked_sgd_rejects_changing_the_inputs_in_place():
     for wrong in (in_place, changes_mask):
         r = ex.check_masked_sgd(wrong, quiet=True)
         assert r.status == "fail" and "changed its inputs in place" in r.message, r.message
+
+
+def test_masked_sgd_rejects_changing_the_gradients_in_place():
+    def masks_grads(W, b, mask, grads, lr):             # right maths, but grads is changed
+        W = W * mask
+        for gW, gb in grads:
+            gW *= mask
+            W = (W - lr * gW) * mask
+            b = b - lr * gb
+        return W, b
+
+    def scales_grads(W, b, mask, grads, lr):            # right maths, but grads is changed
+        W = W * mask
+        for gW, gb in grads:
+            gW *= lr
+            gb *= lr
+            W = (W - gW) * mask
+            b = b - gb
+        return W, b
+
+    for wrong in (masks_grads, scales_grads):
+        r = ex.check_masked_sgd(wrong, quiet=True)
+        assert r.status == "fail" and "changed the gradients in grads in place" in r.message, \
+            r.message
 
 
 def test_masked_sgd_every_mistake_is_told_apart_from_the_reference():

@@ -137,9 +137,14 @@ def test_lesson_solution_passes_quickly(check, solution):
     assert time.perf_counter() - t < 0.5
 
 
-def test_library_references_pass():
-    assert ex.check_amdahl(speed.amdahl, quiet=True).status == PASS
-    assert ex.check_break_even(speed.break_even, quiet=True).status == PASS
+def test_library_references_are_refused_as_answers():
+    """The library's own functions agree with the checkers' references (other tests), but an
+    answer that is, or calls, the function the exercise asks for is told to write it."""
+    for check, fn in ((ex.check_amdahl, speed.amdahl), (ex.check_break_even, speed.break_even)):
+        r = check(fn, quiet=True)
+        assert r.status == FAIL and "write it yourself" in r.message, r
+        r = check(lambda *a, f=fn: f(*a), quiet=True)
+        assert r.status == FAIL and "write it yourself" in r.message, r
     assert ex.check_intensity(lambda b, i, o, v=4: 2 * b * i * o / (v * (i * o + o + b * i + b * o)),
                               quiet=True).status == PASS
 
@@ -291,6 +296,7 @@ def test_intensity_default_bytes_per_value_is_used():
     (ex._be_interpolated, "interpolated"),
     (ex._be_unsorted, "any order"),
     (ex._be_repeat_best, "every measurement at it is"),
+    (ex._be_repeat_max, "best (max)"),
     (ex._be_repeat_mean, "averaged the repeated measurements"),
     (ex._be_repeat_last, "a dict"),
     (ex._be_none_on_repeats, "a valid input"),
@@ -731,7 +737,7 @@ def test_quiz_hints_cover_every_wrong_option_and_never_give_the_answer(half):
 # --------------------------------------------------------------------------------------------
 # 4.5 an interleaved benchmark with a bootstrap interval (lesson 04b)
 # --------------------------------------------------------------------------------------------
-_SPECS = [(ex._SPEC_FOUR, 9, 250, 2), (ex._SPEC_DRIFT, 7, 300, 0), (ex._SPEC_FLAT, 8, 200, 1)]
+_SPECS = [(ex._SPEC_FOUR, 24, 400, 2), (ex._SPEC_DRIFT, 7, 300, 0), (ex._SPEC_FLAT, 8, 200, 1)]
 
 
 @pytest.mark.parametrize("spec, rounds, n_boot, seed", _SPECS)
@@ -764,13 +770,24 @@ def test_interleaved_fake_clock_is_deterministic_and_drifts():
     assert ex._ref_interleaved(ex._SPEC_DRIFT, 7, 300, 0) == ex._ref_interleaved(ex._SPEC_DRIFT, 7, 300, 0)
 
 
+def _gap(a, b):
+    """The largest relative difference between two results (1 when their keys differ)."""
+    if list(a) != list(b):
+        return 1.0
+    return max(float(np.max(np.abs(np.subtract(a[k], b[k])) / np.abs(b[k]))) for k in b)
+
+
 def test_interleaved_first_case_separates_every_mistake():
     spec = _SPECS[0]
     want = ex._ref_interleaved(*spec)
     outs = [ex._variant(**how)(*spec) for how in _INTERLEAVED_VARIANTS]
+    outs.append(ex._with_fake_clock(_transposed_draw)(*spec))
     for i, out in enumerate(outs):
-        assert not ex._same_speedups(out, want), _INTERLEAVED_VARIANTS[i]
+        assert not ex._same_speedups(out, want), i
         assert not any(ex._same_speedups(o, out) for j, o in enumerate(outs) if j != i)
+        # clearly apart, not by rounding: at least 4% somewhere
+        assert _gap(out, want) > 0.04, i
+        assert all(_gap(o, out) > 0.04 for j, o in enumerate(outs) if j != i), i
 
 
 _INTERLEAVED_VARIANTS = [dict(rotate=0), dict(rotate=-1), dict(warm=False), dict(stat=np.mean),
@@ -837,6 +854,29 @@ def _independent_resampling(fns, clock, rounds, n_boot=2000, seed=0):
     return out
 
 
+def _transposed_draw(fns, clock, rounds, n_boot=2000, seed=0):
+    """The solution with the resample indices drawn as (rounds, n_boot) and transposed: the
+    right speedups, other intervals (another draw). No listed mistake is this answer."""
+    names = list(fns)
+    for name in names:
+        fns[name]()
+    times = {name: np.empty(rounds) for name in names}
+    for r in range(rounds):
+        start = r % len(names)
+        for name in names[start:] + names[:start]:
+            t0 = clock()
+            fns[name]()
+            times[name][r] = clock() - t0
+    g = np.random.default_rng(seed)
+    base, result = times[names[0]], {}
+    for name in names[1:]:
+        idx = g.integers(0, rounds, size=(rounds, n_boot)).T
+        ratios = np.median(base[idx], axis=1) / np.median(times[name][idx], axis=1)
+        low, high = np.quantile(ratios, [0.025, 0.975])
+        result[name] = (float(np.median(base) / np.median(times[name])), float(low), float(high))
+    return result
+
+
 def _with_baseline(fns, clock, rounds, n_boot=2000, seed=0):
     out = interleaved_speedup(fns, clock, rounds, n_boot, seed)
     return {list(fns)[0]: (1.0, 1.0, 1.0), **out}
@@ -851,6 +891,7 @@ def _with_baseline(fns, clock, rounds, n_boot=2000, seed=0):
     (lambda fns, clock, rounds, n_boot=2000, seed=0: {
         k: (v[0], v[1] * 0.99, v[2])
         for k, v in interleaved_speedup(fns, clock, rounds, n_boot, seed).items()}, "not your intervals"),
+    (_transposed_draw, "not your intervals"),
     (_with_baseline, "every function but the baseline"),
     (lambda *a, **k: [1.0, 1.0, 1.0], "return a dict"),
     (lambda *a, **k: {n: 1.0 for n in list(a[0])[1:]}, "a tuple (speedup, low, high)"),
@@ -878,6 +919,27 @@ def test_break_even_repeat_hints_are_not_confused():
     assert "averaged" not in r.message
     r = _fails_with(ex.check_break_even, _stable_sorted_loop, "last-listed")
     assert "dict" not in r.message
+
+
+def _max_of_repeats(sparsities, speedups):
+    """Faster if any measurement is: the best of each sparsity, then the walk down."""
+    best = {}
+    for s, v in zip(sparsities, speedups):
+        best[s] = max(best.get(s, v), v)
+    result = None
+    for s in sorted(best, reverse=True):
+        if best[s] > 1:
+            result = s
+        else:
+            break
+    return result
+
+
+def test_break_even_max_of_repeats_is_named():
+    """Keeping the max per sparsity is told so, not that it returned the first sparsity above 1."""
+    for answer in (_max_of_repeats, ex._be_repeat_max):
+        r = _fails_with(ex.check_break_even, answer, "best (max)")
+        assert "from there on" not in r.message and "every one of its measurements" in r.message
 
 
 def test_csr_matvec_inputs_modified_in_place():

@@ -32,6 +32,11 @@ def test_wheel_ships_package_data_and_lessons(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for lesson in LESSONS:
         assert f"compresslab/lessons/{lesson}" in names
+        # the student edition: the solutions (instructor edition) stay in the repository
+        shipped = json.loads(zipfile.ZipFile(wheel).read(f"compresslab/lessons/{lesson}"))
+        text = "".join("".join(c["source"]) for c in shipped["cells"])
+        assert "### BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text, lesson
+        assert all(c.get("outputs", []) == [] for c in shipped["cells"]), lesson
     assert "compresslab/datasets/digits.npz" in names
     assert "compresslab/datasets/DIGITS_PROVENANCE.txt" in names
     assert not any(n.startswith("tests/") for n in names)

@@ -650,6 +650,10 @@ def _explain_sgd(got, want, case):
 _SGD_RULE = ("take the SGD step W - lr * gW, then multiply by the mask again, after every step "
              "(what the optimizers of compresslab.nn do with layer.masks)")
 _SGD_MISTAKES = [
+    Mistake(_sgd_variant(mask_start=False),
+            "the pruned weights must be zero also when W arrives nonzero and grads is empty (no "
+            "steps at all): you apply the mask only after each step, so with no steps W comes back "
+            "unmasked. Mask once before the loop (W = W * mask), then after every step."),
     Mistake(_sgd_variant(mask_start=False, mask_after=False),
             "you never applied the mask: the pruned weights are back (and were never zeroed). "
             f"Zero them, and keep them zero: {_SGD_RULE}."),
@@ -690,7 +694,7 @@ def check_masked_sgd(masked_sgd):
     cases = _sgd_cases()
     compare_cases(masked_sgd, _ref_masked_sgd, cases, _SGD_MISTAKES, equal=_equal_pair,
                   describe=_describe_pair, explain=_explain_sgd)
-    W, b, mask, grads, lr = cases[1].args
+    W, b, mask, grads, lr = _sgd_cases()[1].args           # fresh: untouched by the runs above
     args = (W.copy(), b.copy(), mask.copy(), [(gW.copy(), gb.copy()) for gW, gb in grads], lr)
     masked_sgd(*args)
     if not (np.array_equal(args[0], W) and np.array_equal(args[1], b)

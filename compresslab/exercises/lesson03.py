@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import distill as D
-from ._core import Case, Feedback, Mistake, Question, call, checker, compare_cases, quiz
+from ._core import Case, Feedback, Mistake, Question, as_number, call, checker, compare_cases, quiz
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,10 +67,10 @@ def _to_float(x):
     if isinstance(x, np.ndarray) and x.size > 1:
         raise Feedback(f"return one number (the loss), got an array of shape {x.shape}: average the "
                        "per-sample values over the batch (.mean()).")
-    try:
-        return float(np.asarray(x))
-    except (TypeError, ValueError):
-        raise Feedback(f"return one number (the loss, a float), got {type(x).__name__}.") from None
+    value = as_number(x)
+    if value is None:
+        raise Feedback(f"return one number (the loss, a float), got {type(x).__name__}.")
+    return value
 
 
 def _close(a, b):

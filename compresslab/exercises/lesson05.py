@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from .. import encode, nn
-from ._core import Case, Feedback, Mistake, Question, call, checker, compare_cases, quiz, same, same_number
+from ._core import Case, Feedback, Mistake, Question, as_number, call, checker, compare_cases, quiz, same, same_number
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,11 +297,9 @@ def _zeros_kept(counts):
 def _no_symbols_equal(got, want):
     """All counts zero: nothing to encode, 0 bits (a specific hint for anything else). Against a
     classic mistake's output (not 0) it is a plain comparison."""
-    try:
-        if float(got) == float(want):
-            return True
-    except (TypeError, ValueError):
-        pass
+    value = as_number(got)
+    if value is not None and value == float(want):
+        return True
     if want != 0:
         return False
     raise Feedback(f"with all counts zero no symbol occurs and there is nothing to encode: "

@@ -52,7 +52,7 @@ def quantize_multiplier(M) -> tuple[np.ndarray, np.ndarray]:
     >>> int(M0), int(n), float(M0) * 2.0 ** -int(n)
     (1288490189, 32, 0.30000000004656613)
     """
-    M = np.asarray(M, dtype=np.float64)
+    M = V.as_float_array(M, "M").astype(np.float64)
     if not np.isfinite(M).all() or (M <= 0).any() or (M >= 1).any():
         raise ValueError(f"M must lie in (0, 1), got {V.short(M)}")
     mant, exp = np.frexp(M)            # M = mant * 2**exp, mant in [0.5, 1)
@@ -75,7 +75,8 @@ def requantize(acc, M0, n, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
     Parameters
     ----------
     acc : integer array
-        int32 accumulators (e.g. from :meth:`IntegerLinear.accumulate`).
+        int32 accumulators (e.g. from :meth:`IntegerLinear.accumulate`). Wider ones are
+        computed exactly and clamped, never wrapped.
     M0, n : integer arrays or ints
         The multiplier ``M ~ M0 * 2**-n`` from :func:`quantize_multiplier`; broadcast against
         ``acc`` (one per output channel, or one for all).
@@ -104,11 +105,9 @@ def requantize(acc, M0, n, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
     >>> requantize(np.array([10, -10, 1000]), M0, n, zero_point=128, qmin=0, qmax=255).tolist()
     [131, 126, 255]
     """
-    acc = np.asarray(acc, dtype=np.int64)
-    M0 = np.asarray(M0, dtype=np.int64)
-    n = np.asarray(n, dtype=np.int64)
-    y = (acc * M0 + (np.int64(1) << (n - 1))) >> n
-    return np.clip(y + zero_point, qmin, qmax)
+    acc, M0, n = V.check_requantize(acc, M0, n, zero_point, qmin, qmax)
+    y = (acc * M0 + (1 << (n - 1))) >> n
+    return np.clip(y + zero_point, qmin, qmax).astype(np.int64)
 
 
 class IntegerLinear:

@@ -145,11 +145,11 @@ def quantize_model(model, bits: int = 8, *, per_channel: bool = True, calib=None
     """
     bits = V.check_bits(bits)
     if act_bits is not None:
-        act_bits = V.check_bits(act_bits)
+        act_bits = V.check_bits(act_bits, "act_bits")
         if calib is None:
             raise ValueError("calib (calibration inputs) is required to quantize activations; "
                              "pass act_bits=None for weights only")
-    q = model.copy()
+    q = nn.check_model(model).copy()
     wqps = []
     for layer in nn.weighted_layers(q):
         layer.weight_transform = None

@@ -296,7 +296,7 @@ def kmeans_quantize_model(model, bits: int, *, seed: Any = 0, use_masks: bool = 
     >>> books[0][1].tolist()                                  # 2-bit index of each weight of layer 0
     [[2, 1, 0, 0], [3, 3, 2, 2], [2, 3, 3, 0]]
     """
-    out = model.copy()
+    out = nn.check_model(model).copy()
     books = []
     for layer in nn.weighted_layers(out):
         layer.weight_transform = None
