@@ -12,7 +12,11 @@ from pathlib import Path
 def _cmd_lab(args) -> int:
     from . import course
 
-    folder = course.prepare_workdir(Path(args.dir) if args.dir else None, edition=args.edition)
+    try:
+        folder = course.prepare_workdir(Path(args.dir) if args.dir else None, edition=args.edition)
+    except ValueError as exc:
+        print(f"compresslab lab: error: {exc}", file=sys.stderr)
+        return 2
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}",
            f"--ServerApp.ip={args.ip}",
            # a classroom works offline: no news feed, no update check against the internet (the

@@ -64,7 +64,8 @@ def prepare_workdir(target: Path | None = None, edition: str | None = None) -> P
     ``edition=None`` picks by install: in a source checkout the repository's own ``lessons/``
     (instructor edition, edited in place); from a wheel the **student** edition, written into
     ``target`` (default ``~/compresslab-lessons``) on first use. ``edition="student"`` or
-    ``"instructor"`` chooses explicitly (always into ``target``). A learner's existing copies are
+    ``"instructor"`` chooses explicitly (always into ``target``; the instructor edition exists only
+    in a source checkout: a wheel ships the student edition). A learner's existing copies are
     never overwritten; lessons added by an upgrade are written in.
     """
     src = lessons_source()
@@ -75,6 +76,9 @@ def prepare_workdir(target: Path | None = None, edition: str | None = None) -> P
         edition = "instructor" if checkout else "student"
     if edition not in ("student", "instructor"):
         raise ValueError(f"edition must be 'student' or 'instructor', got {edition!r}")
+    if edition == "instructor" and not checkout:
+        raise ValueError("this install ships the student edition only: the instructor edition "
+                         "(with the solutions) is the lessons/ folder of the compresslab repository")
     target = Path(target) if target is not None else default_workdir()
     target.mkdir(parents=True, exist_ok=True)
     for item in src.iterdir():

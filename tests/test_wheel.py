@@ -79,6 +79,10 @@ def test_wheel_in_fresh_venv_serves_every_lesson(wheel, tmp_path):
     where = subprocess.run([str(py), "-c", "import compresslab; print(compresslab.__file__)"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=True).stdout
     assert str(venv) in where, f"compresslab imported from {where!r}, not from the wheel"
+    # the wheel has no instructor edition: asking for it is a clear error, not the student one
+    r = subprocess.run([str(venv / "bin" / "compresslab"), "lab", "--edition", "instructor", "--no-browser"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and "instructor edition" in r.stderr and "repository" in r.stderr, r.stderr
 
     port, token = _free_port(), "wheel-test-token"
     proc = subprocess.Popen([str(venv / "bin" / "compresslab"), "lab", "--no-browser", "--port", str(port),
