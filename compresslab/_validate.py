@@ -110,7 +110,7 @@ def check_amount(amount: Any, n: int, name: str = "amount") -> int | float:
 
 
 def check_choice(value: Any, name: str, choices) -> Any:
-    if value not in choices:
+    if not isinstance(value, (str, numbers.Number, type(None))) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)!r}, got {value!r}")
     return value
 

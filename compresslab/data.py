@@ -3,6 +3,9 @@
 ``load_digits`` needs no network and no scikit-learn: the 1,797 images live in
 ``compresslab/datasets/digits.npz`` (provenance and licence in ``DIGITS_PROVENANCE.txt`` beside it).
 ``load_idx`` reads MNIST, Fashion-MNIST or KMNIST from a folder you downloaded yourself.
+``load_text`` gives the language-model corpus (the source of CPython 3.11.7's standard library,
+``datasets/pystdlib.npz``, provenance and licence in ``PYSTDLIB_PROVENANCE.txt``) as byte tokens;
+``encode`` / ``decode`` are its tokenizer (UTF-8 bytes: 256 tokens, nothing to train).
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["Split", "load_digits", "load_idx", "read_idx", "stratified_split"]
+__all__ = ["Split", "load_digits", "load_idx", "read_idx", "stratified_split", "TextCorpus", "load_text",
+           "encode", "decode"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,129 @@ def load_digits(seed: int = 0, fractions=(0.6, 0.2, 0.2)) -> Split:
     y = target.astype(np.int64)
     tr, va, te = stratified_split(y, fractions, seed)
     return Split(X[tr], y[tr], X[va], y[va], X[te], y[te], image_shape=(8, 8))
+
+
+# --------------------------------------------------------------------------------------------
+# Text: the language-model corpus and its byte-level tokenizer
+# --------------------------------------------------------------------------------------------
+PYSTDLIB_SHA256 = {
+    "train": "f6afd6396f5d2f72e4465c0c3f32182766772e2a8aca574d3f15f0e36da150e6",
+    "validation": "8037ee310996f63005c51582d19eccd0dab08d926ef7b2b04b2933ed996bac83",
+    "test": "4aede8bf18b28a040e1472d6ad2e69791c1017a9ed6ad628b863390c18f71d0f",
+}
+
+
+@dataclass(frozen=True)
+class TextCorpus:
+    """Token streams (int64 byte values 0..255) of a train / validation / test split, whole files each.
+
+    :func:`load_text` makes the shipped one.
+
+    Parameters
+    ----------
+    train, validation, test : numpy.ndarray
+    files : dict of {str: tuple of str}
+        Which source files went into each part.
+    release : str
+        The CPython release the text comes from.
+
+    Examples
+    --------
+    >>> c = load_text()
+    >>> c.release, len(c.files["train"]), len(c.files["validation"]), c.files["test"][:2]
+    ('3.11.7', 126, 11, ('copy.py', 'glob.py'))
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    files: dict
+    release: str
+
+    def __repr__(self) -> str:
+        return (f"TextCorpus(CPython {self.release} Lib/*.py: train={len(self.train):,} tokens, "
+                f"validation={len(self.validation):,}, test={len(self.test):,})")
+
+
+def load_text() -> TextCorpus:
+    """The language-model corpus: the standard library source of CPython 3.11.7, as byte tokens.
+
+    148 top-level modules of ``Lib/`` (2.7 MB of real, human-written code, comments and
+    docstrings; PSF licence), split by file into train (126 files), validation (11) and test (11).
+    Each part's SHA-256 is checked on load. See ``datasets/PYSTDLIB_PROVENANCE.txt`` and
+    ``tools/make_corpus.py``, which cut it.
+
+    Returns
+    -------
+    TextCorpus
+
+    Examples
+    --------
+    >>> c = load_text()
+    >>> len(c.train), len(c.validation), len(c.test)
+    (2242344, 221043, 212483)
+    >>> decode(c.test[:9])
+    '# copy.py'
+    """
+    import hashlib
+
+    with resources.files("compresslab").joinpath("datasets/pystdlib.npz").open("rb") as f:
+        with np.load(f, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    parts = {}
+    for part, digest in PYSTDLIB_SHA256.items():
+        data = arrays[part]
+        if hashlib.sha256(data.tobytes()).hexdigest() != digest:
+            raise ValueError(f"datasets/pystdlib.npz: the {part} part was modified (checksum mismatch)")
+        parts[part] = data.astype(np.int64)
+    files = {part: tuple(str(n) for n in arrays[f"{part}_files"]) for part in PYSTDLIB_SHA256}
+    return TextCorpus(parts["train"], parts["validation"], parts["test"], files, str(arrays["release"]))
+
+
+def encode(text: str) -> np.ndarray:
+    """Text -> tokens: its UTF-8 bytes as int64 (the byte-level tokenizer; vocabulary 256).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (number of bytes,)
+        One token per byte: ASCII characters take one, ``é`` two.
+
+    Examples
+    --------
+    >>> encode("déf").tolist()
+    [100, 195, 169, 102]
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64)
+
+
+def decode(tokens) -> str:
+    """Tokens -> text: the bytes decoded as UTF-8 (an invalid sequence becomes U+FFFD).
+
+    Parameters
+    ----------
+    tokens : 1-D sequence of int in [0, 255]
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> decode([100, 195, 169, 102])
+    'déf'
+    >>> decode([100, 195])                   # half a character
+    'd\ufffd'
+    """
+    t = np.asarray(tokens)
+    if t.ndim != 1 or (t.size and (t.dtype.kind not in "iu" or t.min() < 0 or t.max() > 255)):
+        raise ValueError("tokens must be a 1-D sequence of integers in [0, 255]")
+    return t.astype(np.uint8).tobytes().decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------------------------

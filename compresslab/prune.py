@@ -25,6 +25,8 @@ References
   polynomial sparsity schedule.
 * Mishra et al., "Accelerating Sparse Deep Neural Networks", arXiv 2021 (2:4 sparsity on
   NVIDIA Ampere).
+* Sun, Liu, Bair & Kolter, "A Simple and Effective Pruning Approach for Large Language
+  Models", ICLR 2024 (Wanda: weights times input norms, compared per output row).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from .backend import same_kind, to_numpy
 
 __all__ = [
     "count_to_prune", "magnitude", "global_magnitude", "random", "structured", "n_m",
+    "magnitude_per_row", "wanda_scores", "wanda", "prune_gpt",
     "prunable", "apply_masks", "remove_masks", "masks_of", "model_masks", "sparsity",
     "SparsityReport", "shrink", "ScheduleStep", "constant", "polynomial_decay", "fit_pruned",
     "agp", "sensitivity_scan", "SensitivityResult",
@@ -360,6 +363,233 @@ def n_m(w, n=2, m=4, dim=1):
     mask = np.ones_like(groups, dtype=np.float32)
     np.put_along_axis(mask, order[..., : m - n], 0.0, axis=-1)
     return np.moveaxis(mask.reshape(a.shape), -1, dim).copy()
+
+
+_n_m = n_m   # wanda() has an argument named n_m
+
+
+# --------------------------------------------------------------------------------------------
+# Pruning with calibration inputs: Wanda (large language models)
+# --------------------------------------------------------------------------------------------
+def _linear_weight(w: Any) -> np.ndarray:
+    w = V.as_float_array(w, "w")
+    if w.ndim != 2:
+        raise ValueError(f"w must be a Linear weight of shape (out_features, in_features), 2 dimensions, "
+                         f"got shape {w.shape}")
+    return w
+
+
+def _prune_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """0/1 mask with the ``k`` smallest scores of every row pruned (ties: lowest column first).
+
+    Wanda's reference code does exactly this: a stable sort of each row, the first ``k`` pruned.
+    """
+    order = np.argsort(scores, axis=1, kind="stable")
+    mask = np.ones(scores.shape, dtype=np.float32)
+    np.put_along_axis(mask, order[:, :k], 0.0, axis=1)
+    return mask
+
+
+@same_kind
+def magnitude_per_row(w, amount):
+    """Magnitude pruning per output row: each row of a Linear weight loses its ``k`` smallest ``|w|``.
+
+    ``mask[i, j] = 0 if |w[i, j]| is among the k smallest of row i, else 1``, with
+    ``k = count_to_prune(amount, in_features)`` for *every* row, so each output neuron keeps the
+    same number of inputs. Tie rule: among equal ``|w|`` at the threshold of a row, the lowest
+    column is pruned first.
+
+    This is magnitude pruning with Wanda's comparison group (per output), the fair baseline for
+    isolating what Wanda's input norms add. :func:`magnitude` is the *layer-wise* magnitude pruning
+    that the Wanda paper's "Magnitude" baseline uses (one threshold per layer, so rows may lose
+    different numbers of weights); the paper's ablation of the comparison group tries both
+    groupings for both scores (Sun et al., ICLR 2024).
+
+    Parameters
+    ----------
+    w : array_like or torch.Tensor, shape (out_features, in_features)
+        The weights, finite.
+    amount : int or float
+        Weights to prune *in each row*: an int is a count in ``[0, in_features]``, a float in
+        [0, 1] a fraction, turned into a count by :func:`count_to_prune`.
+
+    Returns
+    -------
+    mask : float32 array of 0 and 1, shape of ``w``, with the same number of zeros in every row
+
+    See Also
+    --------
+    magnitude : one threshold for the whole array (layer-wise).
+    wanda : weights times input norms, per row.
+
+    References
+    ----------
+    .. [1] M. Sun, Z. Liu, A. Bair, J. Z. Kolter, "A Simple and Effective Pruning Approach for
+       Large Language Models", ICLR 2024 (arXiv:2306.11695, 2023).
+
+    Examples
+    --------
+    >>> w = np.array([[0.1, 0.2, 0.3, 0.4], [5.0, 6.0, 7.0, 8.0]])
+    >>> magnitude_per_row(w, 0.5).tolist()     # layer-wise magnitude would empty the first row
+    [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
+    """
+    w = _linear_weight(w)
+    return _prune_rows(np.abs(w), count_to_prune(amount, w.shape[1]))
+
+
+@same_kind
+def wanda_scores(w, X):
+    """Wanda importance of each weight: ``S[i, j] = |W[i, j]| * ||X[:, j]||_2``.
+
+    ``||X[:, j]||_2 = sqrt(sum_t X[t, j] ** 2)`` is the L2 norm of input feature ``j`` over all
+    calibration tokens ``t``: a weight matters as much as its size times the size of the inputs it
+    multiplies. Large language models have a few input features with huge activations (outlier
+    features, Dettmers et al. 2022); the small weights reading them still move the outputs a lot,
+    and magnitude pruning alone would remove them (Sun et al., ICLR 2024).
+
+    Parameters
+    ----------
+    w : array_like or torch.Tensor, shape (out_features, in_features)
+        The weights of a Linear layer ``y = x @ w.T``, finite.
+    X : array_like or torch.Tensor, shape (n, in_features) or (..., in_features)
+        Calibration inputs of that layer, one token a row (leading axes, e.g. (batch, sequence),
+        are flattened into tokens).
+
+    Returns
+    -------
+    scores : float64 array, shape of ``w``
+        Non-negative.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, an input is not finite, or the norms overflow float64.
+
+    See Also
+    --------
+    wanda : the mask from these scores.
+
+    Notes
+    -----
+    Computed in float64. Wanda's reference code (locuslab/wanda, ``lib/prune.py``,
+    ``prune_wanda``) keeps ``||X_j||^2 / n`` and multiplies ``|W|`` by its square root, i.e. by
+    ``||X_j|| / sqrt(n)``: one constant factor for the whole layer, so the same ranking.
+
+    References
+    ----------
+    .. [1] M. Sun, Z. Liu, A. Bair, J. Z. Kolter, "A Simple and Effective Pruning Approach for
+       Large Language Models", ICLR 2024 (arXiv:2306.11695, 2023).
+    .. [2] T. Dettmers, M. Lewis, Y. Belkada, L. Zettlemoyer, "LLM.int8(): 8-bit Matrix
+       Multiplication for Transformers at Scale", NeurIPS 2022.
+
+    Examples
+    --------
+    >>> w = np.array([[1.0, -2.0, 3.0, -4.0]])
+    >>> X = np.array([[8.0, 3.0, 1.0, 1.0]])      # one token; feature 0 is large
+    >>> wanda_scores(w, X).tolist()
+    [[8.0, 6.0, 3.0, 4.0]]
+    """
+    w = _linear_weight(w)
+    X = V.as_batch(X, "X")
+    if X.shape[-1] != w.shape[1]:
+        raise ValueError(f"X has {X.shape[-1]} input features (last axis) but w has in_features = "
+                         f"{w.shape[1]} (w has shape {w.shape}, X {X.shape})")
+    X = X.reshape(-1, X.shape[-1]).astype(np.float64)
+    with np.errstate(over="ignore"):
+        norms = np.sqrt((X * X).sum(axis=0))           # ||X_j||_2, one per input feature j
+        scores = np.abs(w.astype(np.float64)) * norms  # S_ij = |W_ij| * ||X_j||_2
+    if not np.isfinite(scores).all():
+        raise ValueError("X is too large: the squared norms of its features overflow float64")
+    return scores
+
+
+def _check_n_m_pattern(n_m: Any, in_features: int, amount: Any) -> tuple[int, int]:
+    n, m = V.check_pair(n_m, "n_m", 0)
+    if m < 1 or n > m:
+        raise ValueError(f"n_m = (n, m) keeps n of every m weights and needs 0 <= n <= m, m >= 1, "
+                         f"got {tuple(n_m)}")
+    if in_features % m:
+        raise ValueError(f"n_m = {(n, m)} needs in_features = {in_features} divisible by m = {m}")
+    if amount is not None and count_to_prune(amount, in_features) != in_features // m * (m - n):
+        raise ValueError(f"amount={amount!r} disagrees with n_m={(n, m)}, which prunes {m - n} of "
+                         f"every {m} weights; pass amount=None (or {(m - n) / m})")
+    return n, m
+
+
+@same_kind
+def wanda(w, X, amount=0.5, n_m=None):
+    """Wanda pruning mask: in every output row, prune the weights of smallest ``|W_ij| * ||X_j||_2``.
+
+    ``S = wanda_scores(w, X)``; each row ``i`` loses its ``k = count_to_prune(amount, in_features)``
+    smallest scores (``mask = 0``). Scores are compared *per output row*, so every output neuron
+    keeps the same number of inputs, unlike :func:`magnitude` (one threshold per layer) and
+    :func:`global_magnitude`. With ``n_m=(n, m)`` the mask is N:M instead: in every group of ``m``
+    consecutive inputs of a row, the ``n`` largest scores are kept (2:4 for NVIDIA's sparse tensor
+    cores), as :func:`n_m` does with ``|w|``. No retraining and no weight update: one forward pass
+    of calibration data gives ``X`` (Sun et al., ICLR 2024). Tie rule: at the threshold, the lowest
+    column (in a group, the lowest index) is pruned first.
+
+    Parameters
+    ----------
+    w : array_like or torch.Tensor, shape (out_features, in_features)
+        The weights of a Linear layer ``y = x @ w.T``, finite.
+    X : array_like or torch.Tensor, shape (n, in_features) or (..., in_features)
+        Calibration inputs of that layer, one token a row.
+    amount : int, float or None, default 0.5
+        Weights to prune *in each row*: an int is a count in ``[0, in_features]``, a float in
+        [0, 1] a fraction (see :func:`count_to_prune`). With ``n_m``, None or the amount the
+        pattern prunes (``(m - n) / m``).
+    n_m : tuple (n, m) or None, default None
+        Keep ``n`` of every ``m`` consecutive inputs in each row (``in_features`` divisible by ``m``).
+
+    Returns
+    -------
+    mask : float32 array of 0 and 1, shape of ``w``
+        The same number of zeros in every row; with ``n_m``, exactly ``n`` ones per group.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, non-finite inputs, ``amount`` out of range or disagreeing with ``n_m``.
+
+    See Also
+    --------
+    wanda_scores : the scores.
+    magnitude_per_row : the same per-row comparison with ``|w|`` alone.
+    magnitude, n_m : without calibration inputs.
+
+    Notes
+    -----
+    Equal to the reference code (locuslab/wanda, ``lib/prune.py``, ``prune_wanda``: a stable sort
+    of each row of the scores, the first ``k`` pruned) on the same scores, with two differences of
+    convention: the reference prunes ``int(in_features * sparsity)`` per row (truncation), here a
+    float ``amount`` is rounded half to even like ``torch.nn.utils.prune``, the same whenever
+    ``in_features * amount`` is a whole number; and its ``N:M`` string prunes ``N`` of every
+    ``M`` (``topk`` of the smallest), here ``n`` are kept, as in :func:`n_m` -- the same for the
+    2:4 and 4:8 patterns it is used with. The reference's variant (a per-row threshold on the
+    cumulative sum of scores, ``--use_variant``) is not implemented.
+
+    References
+    ----------
+    .. [1] M. Sun, Z. Liu, A. Bair, J. Z. Kolter, "A Simple and Effective Pruning Approach for
+       Large Language Models", ICLR 2024 (arXiv:2306.11695, 2023).
+
+    Examples
+    --------
+    Input feature 0 is large, so its small weight is kept; magnitude pruning removes it:
+
+    >>> w = np.array([[1.0, -2.0, 3.0, -4.0]])
+    >>> X = np.array([[8.0, 3.0, 1.0, 1.0]])      # scores |w| * ||X_j|| = 8, 6, 3, 4
+    >>> wanda(w, X, 0.5).tolist(), magnitude(w, 0.5).tolist()
+    ([[1.0, 1.0, 0.0, 0.0]], [[0.0, 0.0, 1.0, 1.0]])
+    >>> wanda(np.tile(w, (1, 2)), np.tile(X, (1, 2)), n_m=(2, 4)).tolist()
+    [[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
+    """
+    scores = wanda_scores(w, X)
+    if n_m is None:
+        return _prune_rows(scores, count_to_prune(amount, scores.shape[1]))
+    n, m = _check_n_m_pattern(n_m, scores.shape[1], amount)
+    return _n_m(scores, n, m, dim=1)       # scores >= 0, so |scores| = scores
 
 
 # --------------------------------------------------------------------------------------------
@@ -1139,3 +1369,80 @@ def sensitivity_scan(model: nn.Sequential, layers: Sequence[str] | None, sparsit
     if bar is not None:
         bar.close()
     return SensitivityResult(names, sp.astype(float), acc, baseline, method)
+
+
+# --------------------------------------------------------------------------------------------
+# A whole language model
+# --------------------------------------------------------------------------------------------
+GPT_METHODS = ("magnitude", "wanda")
+
+
+def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None = None, calibration=None):
+    """Prune every Linear weight of a GPT in one shot (no retraining); return the model and its masks.
+
+    ``method="magnitude"``: one threshold per layer on ``|W|`` (:func:`magnitude`, or :func:`n_m`
+    for N:M), the baseline of Wanda's paper. ``method="wanda"``: :func:`wanda`, scores
+    ``|W_ij| * ||X_j||`` compared within each output row, with ``X`` the layer's inputs on the
+    calibration tokens. As Wanda's reference code does, it goes block by block: the inputs of block
+    ``i`` are recorded with blocks ``0 .. i-1`` already pruned. Embeddings, LayerNorms and biases
+    are not pruned.
+
+    Parameters
+    ----------
+    model : compresslab.nn.GPT
+        Left unchanged.
+    method : {"magnitude", "wanda"}
+    amount : int or float, default 0.5
+        Per layer (magnitude) or per row (wanda); ignored with ``n_m``.
+    n_m : tuple (n, m), optional
+        Keep ``n`` of every ``m`` consecutive inputs, e.g. ``(2, 4)``.
+    calibration : array of int, shape (n, T)
+        Token windows (``quant.calibration_windows``); needed for Wanda.
+
+    Returns
+    -------
+    pruned : compresslab.nn.GPT
+    masks : dict of {str: numpy.ndarray}
+        Layer name -> 0/1 mask.
+
+    Examples
+    --------
+    >>> from compresslab.nn import GPT, GPTConfig
+    >>> m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8), seed=0)
+    >>> pruned, masks = prune_gpt(m, "magnitude", n_m=(2, 4))
+    >>> float(masks["blocks.0.mlp.fc1"].mean())
+    0.5
+    """
+    from .nn import GPT
+
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a compresslab.nn.GPT, got {type(model).__name__}")
+    method = V.check_choice(method, "method", GPT_METHODS)
+    if n_m is not None:
+        n_m = V.check_pair(n_m, "n_m", 1)
+    if method == "wanda" and calibration is None:
+        raise ValueError("method='wanda' needs calibration tokens (see quant.calibration_windows)")
+    if calibration is not None:
+        calibration = V.as_int_array(calibration, "calibration", 0, model.config.vocab_size - 1)
+        if calibration.ndim != 2 or calibration.size == 0 or calibration.shape[1] > model.config.block_size:
+            raise ValueError(f"calibration must be token windows of shape (n, T <= {model.config.block_size}), "
+                             f"got {calibration.shape}")
+    pruned = model.copy()
+    masks: dict[str, np.ndarray] = {}
+    names = list(pruned.linear_layers())
+    for i in range(pruned.config.n_layer):
+        inputs = pruned.linear_inputs(calibration) if method == "wanda" else {}
+        for name in (n for n in names if n.startswith(f"blocks.{i}.")):
+            layer = pruned.linear_layers()[name]
+            if method == "wanda":
+                mask = wanda(layer.weight, inputs[name], None if n_m else amount, n_m=n_m)
+            elif n_m is not None:
+                mask = n_m_mask(layer.weight, *n_m)
+            else:
+                mask = magnitude(layer.weight, amount)
+            masks[name] = mask
+            layer.weight = layer.weight * mask
+    return pruned, masks
+
+
+n_m_mask = n_m  # prune_gpt's parameter n_m shadows the function's name there

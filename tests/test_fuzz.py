@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 from compresslab import _validate as V
-from compresslab import data, distill, encode, lowrank, nn, prune, quant
+from compresslab import data, distill, encode, lowrank, nn, prune, quant, speed
+from compresslab.quant import awq as quant_awq
+from compresslab.quant import gptq as quant_gptq
 
 g = np.random.default_rng(0)
 X = g.normal(size=(12, 6)).astype(np.float32)
@@ -62,6 +64,11 @@ def _cb():
 
 
 NUMBERS = ["neg", "zero", "huge", "bool", "shape"]  # a number or an array of numbers: valid data
+GPT_CONFIG = nn.GPTConfig(n_layer=1, n_head=2, n_embd=8, block_size=8)
+G = nn.GPT(GPT_CONFIG, seed=0)
+TOKENS = np.arange(40) % 256
+CALIB = quant.calibration_windows(np.arange(200) % 256, n=8, context=8, seed=0)  # 64 rows: H of rank 32
+WL, XL = g.normal(size=(4, 8)).astype(np.float32), g.normal(size=(12, 8)).astype(np.float32)
 HUGE_SLOW = [("epochs", "huge"), ("batch_size", "huge"), ("iters", "huge")]
 TARGETS = {
     # nn
@@ -103,6 +110,47 @@ TARGETS = {
     "nn.summary": fn(nn.summary, model=M),
     "nn.weighted_layers": fn(nn.weighted_layers, model=M),
     "nn.Sequential.__call__": fn(lambda x: M(x), x=X),
+    # nn: the GPT
+    "nn.GPTConfig": fn(
+        nn.GPTConfig, vocab_size=256, block_size=8, n_layer=1, n_head=2, n_embd=8, layer_norm_eps=1e-5
+    ),
+    "nn.GPT": fn(
+        nn.GPT, config=GPT_CONFIG, seed=0, ok={"config": ["none"], "seed": ["zero", "huge", "none"]}
+    ),
+    "nn.GPT.__call__": fn(lambda tokens: G(tokens), tokens=TOKENS[None, :8]),
+    "nn.KVCache": fn(
+        nn.KVCache, config=GPT_CONFIG, batch=2, max_len=8, bits=8, ok={"max_len": ["none"], "bits": ["none"]}
+    ),
+    "nn.quantize_kv": fn(nn.quantize_kv, x=np.ones((1, 2, 3, 4), np.float32), ok={"x": ["shape"]}),
+    "nn.generate": fn(
+        nn.generate,
+        model=G,
+        prompt=[1, 2],
+        max_new_tokens=3,
+        temperature=1.0,
+        top_k=3,
+        seed=0,
+        use_cache=True,
+        kv_bits=8,
+        ok={
+            "prompt": ["zero", "str"],
+            "max_new_tokens": ["zero"],
+            "temperature": ["zero"],
+            "top_k": ["huge", "none"],
+            "seed": ["zero", "huge", "none"],
+            "use_cache": ["bool"],
+            "kv_bits": ["none"],
+        },
+    ),
+    "nn.perplexity": fn(
+        nn.perplexity,
+        model=G,
+        tokens=TOKENS,
+        context=4,
+        max_chunks=2,
+        batch_size=2,
+        ok={"context": ["none"], "max_chunks": ["huge", "none"], "batch_size": ["huge"]},
+    ),
     # distill
     "distill.softmax": fn(distill.softmax, z=Z, T=2.0, ok={"z": NUMBERS, "T": ["huge"]}),
     "distill.log_softmax": fn(distill.log_softmax, z=Z, T=2.0, ok={"z": NUMBERS, "T": ["huge"]}),
@@ -204,6 +252,11 @@ TARGETS = {
             "power": ["huge"],
             "frequency": ["huge"],
         },
+    ),
+    "prune.magnitude_per_row": fn(prune.magnitude_per_row, w=WL, amount=0.5, ok={"amount": ["zero"]}),
+    "prune.wanda_scores": fn(prune.wanda_scores, w=WL, X=XL),
+    "prune.wanda": fn(
+        prune.wanda, w=WL, X=XL, amount=0.5, n_m=None, ok={"amount": ["zero"], "n_m": ["none"]}
     ),
     "prune.model_masks": fn(prune.model_masks, model=M, amount=0.5, ok={"amount": ["zero"]}),
     "prune.apply_masks": fn(
@@ -355,6 +408,70 @@ TARGETS = {
         ok={"epochs": ["zero"], "batch_size": ["huge"], "progress": ["bool"]},
         skip=HUGE_SLOW,
     ),
+    # quant: language models (the table of tests/test_quant_llm.py)
+    "quant.quantize_groups": fn(
+        quant.quantize_groups,
+        w=WL,
+        bits=4,
+        group_size=4,
+        symmetric=False,
+        ok={"group_size": ["none"], "symmetric": ["bool"]},
+    ),
+    "quant.rtn": fn(quant.rtn, w=WL, bits=4, group_size=4, ok={"group_size": ["none"]}),
+    "quant.pack_bits": fn(quant.pack_bits, q=np.arange(4), bits=3, ok={"q": ["zero", "shape"]}),
+    "quant.unpack_bits": fn(quant.unpack_bits, packed=np.arange(3), bits=3, n=8),
+    "quant.hessian": fn(quant.hessian, X=XL),
+    "quant.gptq.gptq": fn(
+        quant_gptq.gptq,
+        w=WL,
+        H=quant.hessian(XL),
+        bits=4,
+        group_size=4,
+        damp=0.01,
+        block_size=2,
+        symmetric=False,
+        act_order=False,
+        ok={
+            "group_size": ["none"],
+            "damp": ["zero", "huge"],
+            "block_size": ["huge"],
+            "symmetric": ["bool"],
+            "act_order": ["bool"],
+        },
+    ),
+    "quant.awq_search": fn(
+        quant.awq_search, w=WL, X=XL, bits=4, group_size=4, n_grid=4, ok={"group_size": ["none"]}
+    ),
+    "quant.awq.awq": fn(
+        quant_awq.awq, w=WL, X=XL, bits=4, group_size=4, n_grid=4, ok={"group_size": ["none"]}
+    ),
+    "quant.smooth_scales": fn(
+        quant.smooth_scales, x_absmax=np.ones(8), w=WL, alpha=0.5, ok={"alpha": ["zero"]}
+    ),
+    "quant.smooth": fn(quant.smooth, X=XL, w=WL, s=np.ones(8)),
+    "quant.w8a8_matmul": fn(quant.w8a8_matmul, X=XL, w=WL, act="per_token", weight="per_channel"),
+    "quant.outlier_ratio": fn(quant.outlier_ratio, X=XL),
+    "quant.calibration_windows": fn(
+        quant.calibration_windows,
+        tokens=TOKENS,
+        n=2,
+        context=4,
+        seed=0,
+        ok={"seed": ["zero", "huge", "none"]},
+    ),
+    "quant.layer_output_error": fn(quant.layer_output_error, X=XL, w=WL, w_hat=WL + 0.01),
+    "quant.quantize_gpt": fn(
+        quant.quantize_gpt,
+        model=G,
+        method="gptq",
+        bits=4,
+        group_size=4,
+        calibration=CALIB,
+        symmetric=False,
+        damp=0.01,
+        n_grid=4,
+        ok={"group_size": ["none"], "symmetric": ["bool"], "damp": ["zero", "huge"]},
+    ),
     # lowrank
     "lowrank.svd": fn(lowrank.svd, w=W),
     "lowrank.choose_rank": fn(lowrank.choose_rank, s=np.array([3.0, 2.0, 1.0]), energy=0.9),
@@ -378,6 +495,39 @@ TARGETS = {
     ),
     "data.read_idx": fn(data.read_idx, path=None),  # every value is a bad path here
     "data.load_idx": fn(data.load_idx, folder="/nonexistent-folder", kind="train"),
+    "data.encode": fn(data.encode, text="abc", ok={"text": ["str"]}),
+    "data.decode": fn(data.decode, tokens=[100, 101]),
+    # speed: language-model decoding
+    "speed.kv_cache_bytes": fn(
+        speed.kv_cache_bytes,
+        n_layer=2,
+        n_head=2,
+        head_dim=4,
+        tokens=8,
+        batch=1,
+        bits=32,
+        scale_bytes_per_vector=None,
+        ok={
+            "n_layer": ["huge"],
+            "n_head": ["huge"],
+            "head_dim": ["huge"],
+            "tokens": ["zero", "huge"],
+            "batch": ["huge"],
+            "scale_bytes_per_vector": ["zero", "huge", "none"],
+        },
+    ),
+    "speed.decode_bytes_per_token": fn(
+        speed.decode_bytes_per_token,
+        weight_bytes=100,
+        kv_bytes_so_far=10,
+        ok={"weight_bytes": ["zero", "huge"], "kv_bytes_so_far": ["zero", "huge"]},
+    ),
+    "speed.decode_time_bound": fn(
+        speed.decode_time_bound,
+        bytes_per_token=100.0,
+        bandwidth_bytes_per_s=1e9,
+        ok={"bytes_per_token": ["zero", "huge"], "bandwidth_bytes_per_s": ["huge"]},
+    ),
 }
 
 
@@ -559,6 +709,18 @@ def test_messages_name_the_callers_argument():
         nn.cnn(hidden=0)
     with pytest.raises(ValueError, match="x contains NaN"):
         M(np.full((1, 6), np.nan, np.float32))
+
+
+def test_quantize_gpt_checks_what_it_is_given():
+    for X_, w_hat in ((XL, WL[:, :7]), (XL[:, :7], WL)):
+        with pytest.raises(ValueError, match="disagree"):
+            quant.layer_output_error(X_, WL, w_hat)
+    with pytest.raises(ValueError, match=r"calibration must lie in \[0, 255\]"):
+        quant.quantize_gpt(G, "rtn", group_size=4, calibration=[[1, 300]])
+    with pytest.raises(ValueError, match="block_size = 8"):
+        quant.quantize_gpt(G, "rtn", group_size=4, calibration=np.zeros((1, 9), int))
+    with pytest.raises(ValueError, match="damp"):  # checked even where the method does not use it
+        quant.quantize_gpt(G, "rtn", group_size=4, damp=-1.0)
 
 
 def _gz_idx(path, header_n, data_len):

@@ -365,9 +365,9 @@ def test_gpu_reference_path_is_the_shipped_datasets_file():
 
 
 def test_package_reexports_every_public_name_of_its_modules():
-    from compresslab.speed import cost, energy, gpu, laws, timing, variants
+    from compresslab.speed import cost, energy, gpu, laws, lm, timing, variants
     seen = set()
-    for mod in (timing, cost, laws, variants, gpu, energy):
+    for mod in (timing, cost, laws, variants, gpu, energy, lm):
         assert mod.__doc__ and mod.__all__
         for name in mod.__all__:
             assert getattr(speed, name) is getattr(mod, name), f"speed.{name} is not {mod.__name__}.{name}"

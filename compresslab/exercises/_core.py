@@ -255,6 +255,9 @@ def _library_function(fn) -> bool:
 
 
 def _shown(name: str) -> str:
+    for inner in ("compresslab.nn.layers.", "compresslab.nn.gpt."):    # cl.nn re-exports both
+        if name.startswith(inner):
+            name = "compresslab.nn." + name[len(inner):]
     return "cl." + name[len("compresslab."):] if name.startswith("compresslab.") else name
 
 

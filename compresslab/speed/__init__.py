@@ -20,7 +20,9 @@ A package, one topic a module; every public name is re-exported here, so ``speed
 * :mod:`~compresslab.speed.variants` -- the dense / masked / shrunk / int8 model variants of the
   standard comparison, and what each costs;
 * :mod:`~compresslab.speed.gpu` -- the same model on the CPU and a GPU, and the GPU reference
-  numbers shipped for machines without one.
+  numbers shipped for machines without one;
+* :mod:`~compresslab.speed.lm` -- language-model decoding: KV-cache bytes, the bytes a batch-1
+  decode step reads (why it is memory-bound) and torch's int8 weight-only Linear on the CPU.
 
 The standard benchmark behind ``compresslab bench`` is :mod:`compresslab.bench`.
 Importing this package needs NumPy only; torch, scipy and tqdm are imported where they are used.
@@ -33,6 +35,7 @@ from .cost import _is_torch_module as _is_torch_module
 from .energy import HOROWITZ_45NM_PJ, Energy, inference_energy
 from .gpu import GPU_REFERENCE_PATH, cpu_gpu_sweep, load_gpu_reference, mlp_torch
 from .laws import Roofline, amdahl, break_even, fit_parallel_fraction, gustafson
+from .lm import INT8_KERNELS, decode_bytes_per_token, decode_time_bound, int8_weight_only_linear, kv_cache_bytes
 from .timing import (
     AA_BAND,
     Comparison,
@@ -63,4 +66,5 @@ __all__ = [
     "amdahl", "gustafson", "fit_parallel_fraction", "ThreadScaling", "thread_scaling",
     "mlp_torch", "cpu_gpu_sweep", "load_gpu_reference", "GPU_REFERENCE_PATH",
     "torch_int8", "hidden_unit_masks", "build_variants", "variant_cost", "break_even",
+    "INT8_KERNELS", "kv_cache_bytes", "decode_bytes_per_token", "decode_time_bound", "int8_weight_only_linear",
 ]

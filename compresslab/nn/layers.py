@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import _validate as V
+from .. import _validate as V
 
 __all__ = [
     "Module", "Linear", "Conv2d", "ReLU", "Flatten", "Sequential",
@@ -1037,6 +1037,8 @@ def to_torch(model: Sequential):
     >>> t[0].weight.shape
     torch.Size([3, 4])
     """
+    if hasattr(model, "to_torch"):                 # a model with its own conversion (nn.GPT)
+        return model.to_torch()
     import torch
     from torch import nn as tnn
 
@@ -1089,6 +1091,8 @@ def from_torch(module) -> Sequential:
     """
     from torch import nn as tnn
 
+    if callable(getattr(module, "to_compresslab", None)):     # a module that knows its twin (nn.GPT's)
+        return module.to_compresslab()
     layers: list[Module] = []
     for t in module:
         if isinstance(t, tnn.Linear):
@@ -1114,6 +1118,10 @@ def from_torch(module) -> Sequential:
 # --------------------------------------------------------------------------------------------
 # Model files: .npz, no pickle, with a checksum
 # --------------------------------------------------------------------------------------------
+# Architectures other modules add to what `load` understands: {"GPT": build(arch_json, where) -> model}.
+ARCHITECTURES: dict[str, Callable[[str, str], Any]] = {}
+
+
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for key in sorted(arrays):
@@ -1160,7 +1168,7 @@ def save(model: Sequential, path, extra: dict[str, np.ndarray] | None = None) ->
     arrays: dict[str, np.ndarray] = {"__arch__": np.array(json.dumps(model.architecture()))}
     for name, value in model.state_dict().items():
         arrays[f"param/{name}"] = value
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(getattr(model, "layers", [])):
         for attr, mask in layer.masks.items():
             arrays[f"mask/{i}.{attr}"] = np.asarray(mask)
     for key, value in (extra or {}).items():
@@ -1266,6 +1274,17 @@ def _read_model(path):
 
 def _model_from_arrays(arrays: dict, where: str) -> Sequential:
     """The model the arrays of a checked file describe: sizes capped, parameters finite, masks 0/1."""
+    arch = str(arrays["__arch__"])
+    for kind, build in ARCHITECTURES.items():      # models defined elsewhere (nn.GPT) register here
+        if arch.startswith(f'{{"type": "{kind}"'):
+            model = build(arch, where)
+            own = model.state_dict()
+            params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+            for name, value in params.items():
+                if name in own:
+                    V.check_loaded_param(name, value, own[name].shape, where)
+            model.load_state_dict(params)
+            return model
     model = _build(json.loads(str(arrays["__arch__"])), where)
     own = model.state_dict()
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
@@ -1279,4 +1298,5 @@ def _model_from_arrays(arrays: dict, where: str) -> Sequential:
             model.layers[i].masks[attr] = mask
     model.eval()
     return model
+
 

@@ -1,0 +1,101 @@
+"""Tiny, transparent neural networks in NumPy: from the digits MLP to a small GPT.
+
+* :mod:`~compresslab.nn.layers` -- Linear, Conv2d, ReLU, Flatten, Sequential; losses,
+  optimizers, ``fit`` / ``evaluate``; model files (``save`` / ``load``, .npz without pickle);
+  ``to_torch`` / ``from_torch``.
+* :mod:`~compresslab.nn.gpt` -- the small GPT of lessons 06-07: Embedding, LayerNorm, GELU,
+  causal self-attention with a KV cache, pre-LN blocks, ``generate`` and ``perplexity``.
+
+Shapes and parameter names follow PyTorch, so every network converts to torch exactly and the
+tests use torch as the oracle.
+"""
+from __future__ import annotations
+
+from .gpt import (
+    GELU,
+    GPT,
+    MLP,
+    Block,
+    CausalSelfAttention,
+    Embedding,
+    GPTConfig,
+    KVCache,
+    LayerNorm,
+    Perplexity,
+    gelu,
+    generate,
+    gpt_from_torch,
+    gpt_to_torch,
+    perplexity,
+    quantize_kv,
+)
+from .layers import ARCHITECTURES as ARCHITECTURES
+from .layers import DTYPE as DTYPE
+from .layers import (
+    SGD,
+    Adam,
+    Conv2d,
+    Flatten,
+    History,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+    check_model,
+    cnn,
+    confusion_matrix,
+    cross_entropy,
+    evaluate,
+    fit,
+    from_torch,
+    load,
+    load_with_extra,
+    log_softmax,
+    mlp,
+    nbytes,
+    num_params,
+    predict,
+    save,
+    summary,
+    to_torch,
+    weighted_layers,
+)
+from .layers import _build as _build
+from .layers import _digest as _digest
+from .layers import _log_softmax as _log_softmax
+from .layers import _progress as _progress
+from .layers import read_npz as read_npz
+
+
+def load_tiny_gpt() -> GPT:
+    """The GPT shipped with compresslab, trained on the CPython standard library (``data.load_text``).
+
+    4 layers, 4 heads, width 128, context 256, byte tokens: 858,880 parameters, 3.4 MB in float32.
+    How it was trained (``tools/train_tiny_gpt.py``) and its validation perplexity are in
+    ``compresslab/datasets/PYSTDLIB_PROVENANCE.txt``.
+
+    Returns
+    -------
+    GPT
+
+    Examples
+    --------
+    >>> m = load_tiny_gpt()
+    >>> m.config.n_layer, m.num_params()
+    (4, 858880)
+    """
+    from importlib import resources
+
+    with resources.as_file(resources.files("compresslab").joinpath("datasets/tiny_gpt.npz")) as path:
+        return load(path)
+
+
+__all__ = [
+    "load_tiny_gpt",
+    "Module", "Linear", "Conv2d", "ReLU", "Flatten", "Sequential", "cross_entropy", "log_softmax", "SGD",
+    "Adam", "fit", "History", "evaluate", "predict", "confusion_matrix", "mlp", "cnn", "num_params",
+    "nbytes", "summary", "to_torch", "from_torch", "save", "load", "load_with_extra", "check_model",
+    "weighted_layers", "GPTConfig", "GPT", "Embedding", "LayerNorm", "GELU", "gelu",
+    "CausalSelfAttention", "MLP", "Block", "KVCache", "generate", "Perplexity", "perplexity",
+    "quantize_kv", "gpt_to_torch", "gpt_from_torch",
+]
