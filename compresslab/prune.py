@@ -1374,14 +1374,16 @@ def sensitivity_scan(model: nn.Sequential, layers: Sequence[str] | None, sparsit
 # --------------------------------------------------------------------------------------------
 # A whole language model
 # --------------------------------------------------------------------------------------------
-GPT_METHODS = ("magnitude", "wanda")
+GPT_METHODS = ("magnitude", "magnitude_per_row", "wanda")
 
 
 def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None = None, calibration=None):
     """Prune every Linear weight of a GPT in one shot (no retraining); return the model and its masks.
 
     ``method="magnitude"``: one threshold per layer on ``|W|`` (:func:`magnitude`, or :func:`n_m`
-    for N:M), the baseline of Wanda's paper. ``method="wanda"``: :func:`wanda`, scores
+    for N:M), the baseline of Wanda's paper. ``method="magnitude_per_row"``: ``|W|`` compared
+    within each output row (:func:`magnitude_per_row`; :func:`n_m` for N:M), Wanda's comparison
+    group without its activation term. ``method="wanda"``: :func:`wanda`, scores
     ``|W_ij| * ||X_j||`` compared within each output row, with ``X`` the layer's inputs on the
     calibration tokens. As Wanda's reference code does, it goes block by block: the inputs of block
     ``i`` are recorded with blocks ``0 .. i-1`` already pruned. Embeddings, LayerNorms and biases
@@ -1391,9 +1393,9 @@ def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None
     ----------
     model : compresslab.nn.GPT
         Left unchanged.
-    method : {"magnitude", "wanda"}
+    method : {"magnitude", "magnitude_per_row", "wanda"}
     amount : int or float, default 0.5
-        Per layer (magnitude) or per row (wanda); ignored with ``n_m``.
+        Per layer (magnitude) or per row (magnitude_per_row, wanda); ignored with ``n_m``.
     n_m : tuple (n, m), optional
         Keep ``n`` of every ``m`` consecutive inputs, e.g. ``(2, 4)``.
     calibration : array of int, shape (n, T)
@@ -1438,6 +1440,8 @@ def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None
                 mask = wanda(layer.weight, inputs[name], None if n_m else amount, n_m=n_m)
             elif n_m is not None:
                 mask = n_m_mask(layer.weight, *n_m)
+            elif method == "magnitude_per_row":
+                mask = magnitude_per_row(layer.weight, amount)
             else:
                 mask = magnitude(layer.weight, amount)
             masks[name] = mask

@@ -266,3 +266,38 @@ def test_shipped_model_is_small_trained_and_documented(shipped):
     ppl = nn.perplexity(shipped, data.load_text().validation, max_chunks=48)   # a quick re-measurement
     assert ppl.low < stated * 1.15 and ppl.high > stated / 1.15
     assert ppl.value < 6                                  # a trained model, not 256 (uniform)
+
+
+def test_max_chunks_are_spread_over_the_whole_stream():
+    m = noisy()
+    tokens = np.random.default_rng(6).integers(0, 256, 25 * 10)
+    full = nn.perplexity(m, tokens, context=24)
+    part = nn.perplexity(m, tokens, context=24, max_chunks=4)
+    assert len(full.chunk_nll) == 10 and len(part.chunk_nll) == 4
+    np.testing.assert_array_equal(part.chunk_nll, full.chunk_nll[[0, 3, 6, 9]])   # first, ..., last
+    assert nn.perplexity(m, tokens, context=24, max_chunks=99).tokens == full.tokens
+
+
+def test_intervals_use_students_t():
+    from scipy import stats
+
+    from compresslab.nn.gpt import _t975
+    for df in (1, 2, 3, 5, 10, 23, 100, 10_000):
+        assert _t975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=4e-3 if df == 3 else 1e-3)
+    m = noisy()
+    p = nn.perplexity(m, np.random.default_rng(7).integers(0, 256, 25 * 6), context=24)
+    se = p.chunk_nll.std(ddof=1) / math.sqrt(6)
+    assert p.high == pytest.approx(math.exp(p.chunk_nll.mean() + stats.t.ppf(0.975, 5) * se), rel=1e-4)
+
+
+def test_model_kv_bits_is_honoured_with_a_float_cache_and_by_generate():
+    m = noisy()
+    tokens = np.random.default_rng(8).integers(0, 256, (1, 20))
+    m.kv_bits = 8
+    full8 = m(tokens)
+    cache = nn.KVCache(SMALL)                                   # a float32 cache
+    parts = [m(tokens[:, :7], cache)] + [m(tokens[:, j:j + 1], cache) for j in range(7, 20)]
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), full8, rtol=1e-5, atol=1e-5)
+    a = nn.generate(m, [1, 2], 15, temperature=0)
+    m.kv_bits = None
+    assert np.array_equal(a, nn.generate(m, [1, 2], 15, temperature=0, kv_bits=8))

@@ -107,6 +107,13 @@ def test_prune_gpt_masks(model, calib):
     _, mag = cl.prune.prune_gpt(model, "magnitude", 0.5)
     w = model.linear_layers()["blocks.1.attn.qkv"].weight
     np.testing.assert_array_equal(mag["blocks.1.attn.qkv"], cl.prune.magnitude(w, 0.5))
+    _, row = cl.prune.prune_gpt(model, "magnitude_per_row", 0.3)
+    for name, layer in model.linear_layers().items():                  # the plain per-row loop
+        k = round(0.3 * layer.in_features)
+        want = np.ones(layer.weight.shape)
+        for i, r in enumerate(np.abs(layer.weight)):
+            want[i, np.argsort(r, kind="stable")[:k]] = 0
+        np.testing.assert_array_equal(row[name], want)
 
 
 def test_bad_arguments(model):

@@ -23,6 +23,8 @@ ANSWERS = {
     "4.1": {"break_even"}, "4.2": {"csr_decode"}, "4.3": {"amdahl"}, "4.4": {"arithmetic_intensity", "layer_costs"},
     "4.5": {"compare", "_bootstrap_ratio"},
     "5.1": {"relative_index_encode"}, "5.2": {"huffman_lengths", "huffman_code", "huffman_encode"},
+    "6.1": {"bits_per_weight"}, "6.2": {"q4_0", "gguf_quantize"},
+    "6.3": {"wanda", "wanda_scores", "magnitude_per_row"},
 }
 _SHOWN = re.compile(r"([A-Za-z_][\w.]*)\?\?|\?\?([A-Za-z_][\w.]*)|getsource\(\s*([A-Za-z_][\w.]*)")
 

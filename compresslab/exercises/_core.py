@@ -558,19 +558,21 @@ def _best_mistake(answer: Callable, cases: list[Case], failed: int, outputs: lis
 
 
 def _wrong_result(case: Case, got: Any, want: Any, show: Callable[[Any], str]) -> str:
-    detail = ""
-    if isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.shape != want.shape:
-        detail = f" Your result has shape {got.shape}, the expected one {want.shape}."
-    elif isinstance(got, np.ndarray) and isinstance(want, np.ndarray) and got.size:
-        try:
-            differ = int(np.sum(~np.isclose(got.astype(float), want.astype(float))))
-            detail = f" {differ} of {got.size} entries differ."
-        except (TypeError, ValueError):
-            pass
     if numeric_array(want) is not None and numeric_array(got) is None:
         return (f"wrong result on {case.description}: return numbers (a number or an array of numbers), "
                 f"got {type(got).__name__}.")
-    return f"wrong result on {case.description}: expected {show(want)}, got {show(got)}." + detail
+    arrays = isinstance(got, np.ndarray) and isinstance(want, np.ndarray)
+    if arrays and got.shape != want.shape:
+        return (f"wrong result on {case.description}: your result has shape {got.shape}, "
+                f"the expected one {want.shape}.")
+    if arrays and got.size and show(got) == show(want):     # both only named by their shape
+        try:
+            differ = int(np.sum(~np.isclose(got.astype(float), want.astype(float))))
+            return (f"wrong result on {case.description}: right shape {got.shape}, but {differ} of "
+                    f"{got.size} entries differ.")
+        except (TypeError, ValueError):
+            pass
+    return f"wrong result on {case.description}: expected {show(want)}, got {show(got)}."
 
 
 def same_number(what: str, tol: float = 1e-9) -> Callable[[Any, Any], bool]:

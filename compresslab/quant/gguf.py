@@ -915,9 +915,13 @@ def export_gpt(state: dict, config: dict, path, qtype: str = "Q4_0", name: str =
                metadata: dict | None = None) -> int:
     """Write compresslab's GPT as a llama.cpp ``gpt2`` GGUF file, its matrices quantized.
 
-    Tensors are named by :func:`gpt2_tensor_names`. As llama.cpp's ``llama-quantize`` does, the
-    2-D matrices get ``qtype`` (when their rows are a multiple of the block size), except the
-    positional embedding, which stays F32 like every 1-D tensor (norms and biases). Metadata:
+    Tensors are named by :func:`gpt2_tensor_names`. Every 2-D matrix gets ``qtype`` (when its rows
+    are a multiple of the block size), the tied token embedding included, except the positional
+    embedding, which stays F32 like every 1-D tensor (norms and biases). That is a simplification:
+    llama.cpp's ``llama-quantize`` gives the output layer (or, when there is none, the tied token
+    embedding) a higher-precision type (Q6_K, or Q8_0 when the rows are not a multiple of Q6_K's
+    256, as rows of 128 are). No ``tokenizer.ggml.*`` keys are written (pass them in ``metadata``):
+    the ``gguf`` package reads the file as is, llama.cpp's loader needs a tokenizer. Metadata:
     ``general.architecture = "gpt2"``, ``general.name``, ``gpt2.context_length``,
     ``gpt2.embedding_length``, ``gpt2.feed_forward_length``, ``gpt2.block_count``,
     ``gpt2.attention.head_count`` (uint32), ``gpt2.attention.layer_norm_epsilon`` (float32),

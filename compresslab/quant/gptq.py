@@ -5,7 +5,7 @@ arXiv:2210.17323, 2022).
 
 The goal is the layer's output on calibration inputs ``X``, not the weights themselves::
 
-    minimise ||X W^T - X W_hat^T||_F^2 = sum_rows (w - w_hat) H (w - w_hat)^T,   H = 2 X^T X / n
+    minimise ||X W^T - X W_hat^T||_F^2 / n = sum_rows (w - w_hat) (H / 2) (w - w_hat)^T,   H = 2 X^T X / n
 
 Rounding column ``i`` to the grid leaves an error ``w_i - q_i``; the Optimal Brain Surgeon update
 (Hassibi & Stork 1993) moves the remaining columns to compensate it as well as ``H`` allows::
@@ -13,7 +13,8 @@ Rounding column ``i`` to the grid leaves an error ``w_i - q_i``; the Optimal Bra
     err = (w_i - q_i) / U[i, i],   w[:, i+1:] -= err * U[i, i+1:]
 
 where ``U`` is the upper Cholesky factor of ``H^-1`` (``H^-1 = U^T U``): row ``i`` of ``U`` holds
-the inverse Hessian of the columns ``i..n`` left after ``0..i-1`` were fixed. The result is
+the inverse Hessian of the columns ``i..n`` left after ``0..i-1`` were fixed, divided by the square
+root of its diagonal entry. The result is
 stored exactly like round-to-nearest (:class:`~compresslab.quant.groups.GroupQuant`): GPTQ
 chooses better codes, not another format.
 """

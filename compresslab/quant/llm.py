@@ -6,11 +6,13 @@ nearest, :mod:`~compresslab.quant.gptq`, :mod:`~compresslab.quant.awq`,
 reference implementations do:
 
 * the Linear layers of the transformer blocks are quantized (``qkv``, ``proj``, ``fc1``, ``fc2``);
-  the embeddings (tied with the output layer), LayerNorms and biases stay float32, as GPTQ, AWQ
-  and llama.cpp's Q4_0 files keep them in higher precision;
+  the embeddings (tied with the output layer), LayerNorms and biases stay float32 (GPTQ's and
+  AWQ's reference code leave the embeddings and the output layer in float16 too; llama.cpp's
+  files keep the output layer at a higher-precision type);
 * calibration-based methods (GPTQ, AWQ) go block by block: the inputs of block ``i``'s layers are
   recorded with blocks ``0 .. i-1`` already quantized, so each block corrects the error the
-  earlier ones made (GPTQ's and AWQ's reference code do the same);
+  earlier ones made (GPTQ's reference code does this; AWQ's computes each block's inputs with the
+  float blocks before it, a difference that matters little here);
 * the result is a model that computes with the dequantized weights (what a weight-only kernel
   computes, up to float rounding) and the real number of bytes the packed weights take.
 """
@@ -42,9 +44,12 @@ class CompressedGPT:
         Bits per weight code (None for the GGUF formats, whose bits per weight include the scales).
     group_size : int or None
     layer_bytes : dict of {str: int}
-        Real bytes of every quantized Linear weight (packed codes, scales, zero points).
+        Real bytes of every quantized Linear weight (packed codes, scales, zero points; for AWQ also
+        its per-input-channel scales as float16, counted for every layer although three of the four
+        Linears of a block could fold them into the operation before them: only fc2, after GELU,
+        needs them stored).
     other_bytes : int
-        Everything else at float32: embeddings, positions, LayerNorms, biases (and AWQ's scales).
+        Everything else at float32: embeddings, positions, LayerNorms, biases.
     layer_error : dict of {str: float}
         Relative error of every layer's output on the calibration inputs it saw,
         ``||X W^T - X W_hat^T|| / ||X W^T||``.

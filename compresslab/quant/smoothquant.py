@@ -2,9 +2,10 @@
 (G. Xiao, J. Lin, M. Seznec, H. Wu, J. Demouth, S. Han, "SmoothQuant: Accurate and Efficient
 Post-Training Quantization for Large Language Models", ICML 2023; arXiv:2211.10438, 2022).
 
-A few input channels of an LLM layer are up to 100x larger than the rest, in every token; one
-int8 scale per token (or per tensor) must cover them, and the other channels are left with a
-handful of levels. Weights have no such outliers. Dividing input channel ``j`` by ``s_j`` and
+In large LLMs (from a few billion parameters on) a few input channels of a layer are far larger
+than the rest, in the same channels across most tokens (Dettmers et al., LLM.int8(), NeurIPS
+2022); one int8 scale per token (or per tensor) must cover them, and the other channels are left
+with a handful of levels. Weights have no such outliers. Dividing input channel ``j`` by ``s_j`` and
 multiplying the weights' column ``j`` by ``s_j`` is exact in float::
 
     y = X W^T = (X / s) (W * s)^T,     s_j = max|X_j| ** alpha / max|W_j| ** (1 - alpha)
@@ -177,7 +178,8 @@ def w8a8_matmul(X, w, act: str = "per_token", weight: str = "per_channel"):
 def outlier_ratio(X) -> float:
     """How strong the channel outliers are: ``max_j max_n |X_nj| / median_j max_n |X_nj|``.
 
-    About 1 to 3 for Gaussian activations; LLM activations reach 20 to 100.
+    About 1 to 3 for Gaussian activations. In large language models a few feature dimensions are
+    far larger than the rest (Dettmers et al. 2022, LLM.int8(); Xiao et al. 2022, SmoothQuant).
 
     Parameters
     ----------
