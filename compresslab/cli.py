@@ -32,8 +32,11 @@ def _cmd_lab(args) -> int:
     print(f"compresslab: opening the lessons in {folder}", flush=True)
     proc = subprocess.Popen(cmd)
 
-    def forward(signum, _frame):
-        proc.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+    def forward(_signum, _frame):
+        # Ctrl-C or SIGTERM: stop JupyterLab cleanly. Its own SIGINT handler would ask "Shut down
+        # this Jupyter server (y/[n])?" on stdin and, with no terminal (stdin at end of file, as
+        # in CI or a service), read "no" and keep running; SIGTERM stops it without asking.
+        proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

@@ -949,6 +949,9 @@ def gpt_from_torch(module) -> GPT:
 
     Examples
     --------
+    Needs torch (skipped without it):
+
+    >>> import torch
     >>> m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8), seed=0)
     >>> back = gpt_from_torch(gpt_to_torch(m))
     >>> all(np.array_equal(v, m.state_dict()[k]) for k, v in back.state_dict().items())
