@@ -1439,7 +1439,7 @@ def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None
             if method == "wanda":
                 mask = wanda(layer.weight, inputs[name], None if n_m else amount, n_m=n_m)
             elif n_m is not None:
-                mask = n_m_mask(layer.weight, *n_m)
+                mask = _n_m_mask(layer.weight, *n_m)
             elif method == "magnitude_per_row":
                 mask = magnitude_per_row(layer.weight, amount)
             else:
@@ -1449,4 +1449,4 @@ def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None
     return pruned, masks
 
 
-n_m_mask = n_m  # prune_gpt's parameter n_m shadows the function's name there
+_n_m_mask = n_m  # prune_gpt's parameter n_m shadows the function's name there
