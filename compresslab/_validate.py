@@ -436,6 +436,15 @@ def as_int_array(x: Any, name: str, low: int | None = None, high: int | None = N
     return a
 
 
+def check_token_windows(x: Any, name: str, vocab_size: int, block_size: int) -> np.ndarray:
+    """Token windows for a GPT: int64 of shape (n, T), 1 <= T <= block_size, ids in [0, vocab_size)."""
+    a = as_int_array(x, name, 0, vocab_size - 1)
+    if a.ndim != 2 or a.size == 0 or a.shape[1] > block_size:
+        raise ValueError(f"{name} must be token windows of shape (n, T), T <= block_size = {block_size}, "
+                         f"got shape {a.shape}")
+    return a
+
+
 def check_requantize(acc: Any, M0: Any, n: Any, zero_point: Any, qmin: Any, qmax: Any):
     """Arguments of ``quant.requantize``: integer arrays ``acc``, ``M0`` in [0, 2**31),
     ``n`` in [1, 62] broadcastable to ``acc``; integers ``zero_point`` and ``qmin <= qmax``.

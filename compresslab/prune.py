@@ -1425,17 +1425,16 @@ def prune_gpt(model, method: str = "wanda", amount: Any = 0.5, n_m: tuple | None
     if method == "wanda" and calibration is None:
         raise ValueError("method='wanda' needs calibration tokens (see quant.calibration_windows)")
     if calibration is not None:
-        calibration = V.as_int_array(calibration, "calibration", 0, model.config.vocab_size - 1)
-        if calibration.ndim != 2 or calibration.size == 0 or calibration.shape[1] > model.config.block_size:
-            raise ValueError(f"calibration must be token windows of shape (n, T <= {model.config.block_size}), "
-                             f"got {calibration.shape}")
+        calibration = V.check_token_windows(calibration, "calibration", model.config.vocab_size,
+                                            model.config.block_size)
     pruned = model.copy()
     masks: dict[str, np.ndarray] = {}
-    names = list(pruned.linear_layers())
+    layers = pruned.linear_layers()
+    names = list(layers)
     for i in range(pruned.config.n_layer):
         inputs = pruned.linear_inputs(calibration) if method == "wanda" else {}
         for name in (n for n in names if n.startswith(f"blocks.{i}.")):
-            layer = pruned.linear_layers()[name]
+            layer = layers[name]
             if method == "wanda":
                 mask = wanda(layer.weight, inputs[name], None if n_m else amount, n_m=n_m)
             elif n_m is not None:

@@ -237,20 +237,18 @@ def quantize_gpt(model: GPT, method: str = "rtn", bits: int = 4, group_size: int
         raise ValueError(f"method={method!r} needs calibration tokens (see calibration_windows)")
     if calibration is not None:
         c = model.config
-        calibration = V.as_int_array(calibration, "calibration", 0, c.vocab_size - 1)
-        if calibration.ndim != 2 or calibration.size == 0 or calibration.shape[1] > c.block_size:
-            raise ValueError(f"calibration must be token windows of shape (n, T), T <= block_size = "
-                             f"{c.block_size}, got shape {calibration.shape}")
+        calibration = V.check_token_windows(calibration, "calibration", c.vocab_size, c.block_size)
     q = model.copy()
     out = CompressedGPT(q, method, None if gguf else bits, None if gguf else group_size)
-    names = list(q.linear_layers())
+    layers = q.linear_layers()
+    names = list(layers)
     inputs: dict[str, np.ndarray] = {}
     for i in range(q.config.n_layer):
         block = [n for n in names if n.startswith(f"blocks.{i}.")]
         if calibration is not None:                 # inputs with blocks 0 .. i-1 already quantized
             inputs = q.linear_inputs(calibration)
         for name in block:
-            layer = q.linear_layers()[name]
+            layer = layers[name]
             w = layer.weight
             X = inputs.get(name)
             w_hat, nbytes = _quantize_layer(w, X, method, bits, group_size, symmetric, damp, n_grid)
