@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "backend", "data", "nn", "speed", "exercises", "prune", "quant", "distill", "encode",
-    "lowrank", "plots", "widgets", "cli", "report", "course", "grading", "bench",
+    "lowrank", "speculative", "plots", "widgets", "cli", "report", "course", "grading", "bench",
 )
 
 __all__ = list(_SUBMODULES) + ["__version__"]

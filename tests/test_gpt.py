@@ -268,6 +268,21 @@ def test_shipped_model_is_small_trained_and_documented(shipped):
     assert ppl.value < 6                                  # a trained model, not 256 (uniform)
 
 
+@pytest.mark.parametrize("kind", nn.DRAFTS)
+def test_shipped_drafts_are_small_trained_and_documented(kind):
+    path = os.path.join(os.path.dirname(data.__file__), "datasets", f"draft_{kind}.npz")
+    assert os.path.getsize(path) <= 2 * 2 ** 20
+    draft, extra = nn.load_with_extra(path)
+    text = open(os.path.join(os.path.dirname(path), "PYSTDLIB_PROVENANCE.txt"), encoding="utf-8").read()
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() in text
+    assert f"{float(extra['validation_perplexity']):.2f}" in text
+    assert ("kd_teacher" in extra) == (kind == "distilled")
+    assert draft.config.n_layer == 1 and draft.num_params() == 264064
+    curve = extra["curve_validation_loss"]
+    assert len(curve) == 9 and curve[-1] < curve[0] - 0.5          # the loss went down
+    assert nn.perplexity(draft, data.load_text().validation, max_chunks=16).value < 7
+
+
 def test_max_chunks_are_spread_over_the_whole_stream():
     m = noisy()
     tokens = np.random.default_rng(6).integers(0, 256, 25 * 10)

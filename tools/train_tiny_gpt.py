@@ -13,8 +13,22 @@ CPU count of the CI machines). Results are the same on the same machine and torc
 different CPU or torch build may differ in the last bits of float32 arithmetic.
 
 The log prints training loss and validation loss (nats per byte) every ``--eval-every`` steps;
-the end writes the model with the run's settings and final validation perplexity stored as extra
-arrays (``compresslab.nn.load_with_extra``).
+the end writes the model with the run's settings, its validation-loss curve and final validation
+perplexity stored as extra arrays (``compresslab.nn.load_with_extra``).
+
+Drafts for speculative decoding (lesson 07; the shipped ones, measured times in the provenance file):
+
+    python tools/train_tiny_gpt.py --n-layer 1 --threads 1 --out compresslab/datasets/draft_scratch.npz
+    python tools/train_tiny_gpt.py --n-layer 1 --threads 1 --teacher compresslab/datasets/tiny_gpt.npz \
+        --out compresslab/datasets/draft_distilled.npz
+
+With ``--teacher`` the loss is token-level knowledge distillation, ``compresslab.distill.kd_loss``
+(Hinton et al. 2015) on every position's 256 logits: ``(1 - alpha) * CE(next byte) + alpha * T**2 *
+KL(teacher_T || student_T)``, with ``--kd-temperature`` T and ``--kd-alpha`` alpha; its value and
+its gradient with respect to the draft's logits come from that NumPy function and are fed back
+into torch's autograd (``logits.backward(grad)``). The teacher runs in torch without gradients on
+the same batches. Same seed, initial weights, batches and steps as the scratch draft: only the
+loss differs.
 """
 from __future__ import annotations
 
@@ -29,6 +43,7 @@ import torch.nn.functional as F
 
 import compresslab.nn as cnn
 from compresslab.data import load_text
+from compresslab.distill import kd_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +86,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--teacher", type=Path, default=None, help="a GPT .npz to distil from (token-level KD)")
+    ap.add_argument("--kd-temperature", type=float, default=1.0)
+    ap.add_argument("--kd-alpha", type=float, default=1.0, help="weight of the teacher term (1: teacher only)")
     ap.add_argument("--out", type=Path, default=ROOT / "compresslab" / "datasets" / "tiny_gpt.npz")
     args = ap.parse_args(argv)
 
@@ -91,22 +109,39 @@ def main(argv=None) -> int:
         t = (step - args.warmup) / max(1, args.steps - args.warmup)
         return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * t))
 
+    teacher = None
+    if args.teacher is not None:
+        teacher = cnn.gpt_to_torch(cnn.load(args.teacher)).eval()
     data = batches(corpus.train, args.block_size, args.batch, np.random.default_rng(args.seed))
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters; {args.steps} steps of "
-          f"{args.batch} x {args.block_size} tokens; {args.threads} threads")
+          f"{args.batch} x {args.block_size} tokens; {args.threads} threads"
+          + (f"; distilled from {args.teacher.name} (T={args.kd_temperature}, alpha={args.kd_alpha})"
+             if teacher is not None else ""))
+    curve_steps, curve_val = [], []
     t0 = time.perf_counter()
     for step in range(args.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         x, y = next(data)
         logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if teacher is None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss.backward()
+        else:
+            with torch.no_grad():
+                t_logits = teacher(x)
+            flat = logits.detach().reshape(-1, logits.shape[-1]).numpy()
+            value, grad = kd_loss(flat, t_logits.reshape(flat.shape).numpy(), y.reshape(-1).numpy(),
+                                  T=args.kd_temperature, alpha=args.kd_alpha)
+            logits.backward(torch.from_numpy(grad).reshape(logits.shape))
+            loss = torch.tensor(value)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             val = mean_loss(model, corpus.validation, args.block_size)
+            curve_steps.append(step + 1)
+            curve_val.append(val)
             print(f"step {step + 1:5d}  train {loss.item():.3f}  val {val:.3f} nats/byte "
                   f"(ppl {math.exp(val):.2f})  {time.perf_counter() - t0:7.1f} s", flush=True)
     minutes = (time.perf_counter() - t0) / 60
@@ -116,7 +151,11 @@ def main(argv=None) -> int:
     extra = {"train_steps": np.array(args.steps), "train_batch": np.array(args.batch),
              "train_lr": np.array(args.lr), "train_seed": np.array(args.seed),
              "train_threads": np.array(args.threads), "train_minutes": np.array(round(minutes, 2)),
-             "validation_perplexity": np.array(val_ppl.value), "torch_version": np.array(torch.__version__)}
+             "validation_perplexity": np.array(val_ppl.value), "torch_version": np.array(torch.__version__),
+             "curve_steps": np.array(curve_steps), "curve_validation_loss": np.array(curve_val)}
+    if teacher is not None:
+        extra.update(kd_teacher=np.array(args.teacher.name), kd_temperature=np.array(args.kd_temperature),
+                     kd_alpha=np.array(args.kd_alpha))
     size = cnn.save(gpt, args.out, extra=extra)
     print(f"wrote {args.out} ({size:,} bytes)")
     return 0

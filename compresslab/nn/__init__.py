@@ -90,8 +90,44 @@ def load_tiny_gpt() -> GPT:
         return load(path)
 
 
+DRAFTS = ("distilled", "scratch")
+"""The draft models shipped for speculative decoding (lesson 07): :func:`load_draft` loads them."""
+
+
+def load_draft(kind: str = "distilled") -> GPT:
+    """A 1-layer draft of the shipped GPT for speculative decoding (lesson 07).
+
+    Both drafts have 1 layer, 4 heads, width 128 and context 256 (264,064 parameters, 31 % of the
+    target's 858,880) and were trained by ``tools/train_tiny_gpt.py`` from the same initial
+    weights on the same 1,800 batches as the target (:func:`load_tiny_gpt`): ``"scratch"`` on the
+    next byte of the text (cross-entropy), ``"distilled"`` on the target's next-byte distribution
+    (token-level knowledge distillation, ``compresslab.distill.kd_loss`` with T = 1 and alpha = 1).
+    How, how long and how well: ``compresslab/datasets/PYSTDLIB_PROVENANCE.txt``.
+
+    Parameters
+    ----------
+    kind : {"distilled", "scratch"}
+
+    Returns
+    -------
+    GPT
+
+    Examples
+    --------
+    >>> d = load_draft("scratch")
+    >>> d.config.n_layer, d.num_params()
+    (1, 264064)
+    """
+    from importlib import resources
+
+    if kind not in DRAFTS:
+        raise ValueError(f"kind must be one of {DRAFTS}, got {kind!r}")
+    with resources.as_file(resources.files("compresslab").joinpath(f"datasets/draft_{kind}.npz")) as path:
+        return load(path)
+
+
 __all__ = [
-    "load_tiny_gpt",
+    "load_tiny_gpt", "load_draft", "DRAFTS",
     "Module", "Linear", "Conv2d", "ReLU", "Flatten", "Sequential", "cross_entropy", "log_softmax", "SGD",
     "Adam", "fit", "History", "evaluate", "predict", "confusion_matrix", "mlp", "cnn", "num_params",
     "nbytes", "summary", "to_torch", "from_torch", "save", "load", "load_with_extra", "check_model",
