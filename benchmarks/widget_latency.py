@@ -179,6 +179,21 @@ def capstone_widget(ctx):
     return {"": timed(list(one_control_at_a_time(controls, options)))}
 
 
+def speculative_widget(ctx):
+    from compresslab import data, nn, speculative
+    from compresslab.widgets.speculative import speculative_explorer
+    text = data.load_text().test
+    rows = speculative.sweep(nn.load_tiny_gpt(), {kind: nn.load_draft(kind) for kind in nn.DRAFTS},
+                             [text[i:i + 32] for i in (0, 5000)], ks=range(1, 9), temperatures=(0.0, 1.0),
+                             max_new_tokens=24, seed=0)
+    ex = speculative_explorer(rows)
+    controls = (ex.draft, ex.temperature, ex.k)
+    options = [list(ex.drafts), list(ex.temperatures), list(ex.ks)]
+    first = timed(one_control_at_a_time(controls, options))            # a k's image blitted on its first visit
+    again = timed(one_control_at_a_time(controls, options, backwards=True))     # all cached now
+    return {" first visit of a setting": first, " revisit (cached)": again}
+
+
 WIDGETS = [
     ("lesson 00 digit explorer", tour_widget),
     ("lesson 01a pruning explorer", prune_widget),
@@ -187,6 +202,7 @@ WIDGETS = [
     ("lesson 04b Amdahl explorer", amdahl_widget),
     ("lesson 04b benchmark dashboard", dashboard_widget),
     ("lesson 05a encoding explorer", capstone_widget),
+    ("lesson 07 speculative decoding explorer", speculative_widget),
 ]
 
 

@@ -178,6 +178,9 @@ class SpeculativeResult:
         Calls of the draft, prefills not counted.
     proposed, accepted : int
         Draft tokens proposed and kept, over all rounds.
+    rejected : int
+        Rounds that ended with a rejection (the others kept all their proposals). Proposals after
+        a round's first rejection are never tested: ``accepted + rejected`` tokens were.
     accepted_per_round : list of int
         How many draft tokens each round kept (0..k).
     prefills : int
@@ -192,11 +195,17 @@ class SpeculativeResult:
     accepted: int
     accepted_per_round: list[int] = field(default_factory=list)
     prefills: int = 1
+    rejected: int = 0
 
     @property
     def alpha(self) -> float:
-        """Measured acceptance rate: accepted / proposed draft tokens (nan if none was proposed)."""
-        return self.accepted / self.proposed if self.proposed else float("nan")
+        """Measured acceptance rate: kept / tested proposals, ``accepted / (accepted + rejected)``
+        (nan if none was tested). Each test keeps a proposal with probability about alpha, so
+        this estimates the alpha of :func:`expected_tokens_per_call`; ``accepted / proposed``
+        would not: it counts the untested proposals after a rejection as failures, and falls as k
+        grows."""
+        tested = self.accepted + self.rejected
+        return self.accepted / tested if tested else float("nan")
 
     @property
     def tokens_per_call(self) -> float:
@@ -345,6 +354,7 @@ def speculative_generate(target: GPT, draft: GPT, prompt, k: int = 4, max_new_to
                              "accepted prefix of the proposals followed by one token")
         result.proposed += k_now
         result.accepted += kept
+        result.rejected += kept < k_now
         result.accepted_per_round.append(kept)
         tokens += emitted
         T.keep(len(tokens) - 1)              # roll both caches back to the committed text, less its last token
@@ -504,7 +514,8 @@ def sweep(target: GPT, drafts: dict, prompts, ks=range(1, 9), temperatures=(0.0,
     """Run speculative decoding for every draft, temperature and k on the same prompts, timing each
     run against plain decoding (:func:`compresslab.nn.generate`) once.
 
-    Per (draft, temperature, k), summed over the prompts: the measured acceptance rate, tokens per
+    Per (draft, temperature, k), summed over the prompts: the measured acceptance rate
+    (:attr:`SpeculativeResult.alpha`, kept / tested proposals), tokens per
     target call, the closed form :func:`expected_tokens_per_call` at that acceptance rate, and the
     wall-clock time of speculative and of plain decoding of the same prompts (one run each,
     interleaved prompt by prompt: a quick, noisy picture; :func:`compresslab.speed.compare`
@@ -546,7 +557,7 @@ def sweep(target: GPT, drafts: dict, prompts, ks=range(1, 9), temperatures=(0.0,
     temperatures = [V.check_float(t, "temperature", 0.0, 1e6) for t in temperatures]
     rows = []
     for temp in temperatures:
-        acc = {(name, k): [0, 0, 0, 0, 0, 0.0, 0.0] for name in drafts for k in ks}
+        acc = {(name, k): [0, 0, 0, 0, 0, 0.0, 0.0] for name in drafts for k in ks}   # see `a` below
         for j, prompt in enumerate(prompts):
             t0 = time.perf_counter()
             generate(target, prompt, max_new_tokens, temperature=temp, seed=seed + j)
@@ -556,19 +567,19 @@ def sweep(target: GPT, drafts: dict, prompts, ks=range(1, 9), temperatures=(0.0,
                     t0 = time.perf_counter()
                     r = speculative_generate(target, draft, prompt, k, max_new_tokens, temperature=temp,
                                              seed=seed + j)
-                    a = acc[name, k]
-                    a[0] += r.proposed
+                    a = acc[name, k]      # tested, accepted, new, target calls, draft calls, s, plain s
+                    a[0] += r.accepted + r.rejected
                     a[1] += r.accepted
                     a[2] += r.new_tokens
                     a[3] += r.target_calls
                     a[4] += r.draft_calls
                     a[5] += time.perf_counter() - t0
                     a[6] += plain
-        for (name, k), (proposed, accepted, new, calls, dcalls, secs, plain) in acc.items():
-            alpha = accepted / proposed if proposed else float("nan")
+        for (name, k), (tested, accepted, new, calls, dcalls, secs, plain) in acc.items():
+            alpha = accepted / tested if tested else float("nan")
             rows.append({"draft": name, "temperature": temp, "k": k, "alpha": alpha,
                          "tokens_per_call": new / calls if calls else float("nan"),
-                         "expected_tokens_per_call": expected_tokens_per_call(alpha, k) if proposed else float("nan"),
+                         "expected_tokens_per_call": expected_tokens_per_call(alpha, k) if tested else float("nan"),
                          "seconds": secs, "plain_seconds": plain, "speedup": plain / secs if secs else float("nan"),
                          "new_tokens": new, "target_calls": calls, "draft_calls": dcalls})
     return rows

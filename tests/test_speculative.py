@@ -55,6 +55,9 @@ def test_greedy_is_identical_to_the_target_on_many_prompts(target, draft, text):
         assert np.array_equal(r.tokens, plain), (i, start, length, k)
         assert r.new_tokens == 40 and len(r.tokens) == length + 40
         assert r.accepted == sum(r.accepted_per_round) <= r.proposed <= k * r.target_calls
+        # a round with a rejection tested kept + 1 proposals; the others tested all they proposed
+        assert r.accepted + r.rejected <= r.proposed and r.rejected <= r.target_calls
+        assert r.rejected >= sum(m < k for m in r.accepted_per_round[:-1])
         assert r.new_tokens == r.accepted + r.target_calls          # each round adds one token of its own
         checked += 1
     assert checked == 24
@@ -87,7 +90,7 @@ def test_a_useless_draft_still_gives_the_targets_text():
 def test_the_target_as_its_own_draft_accepts_everything():
     t = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=64), seed=0)
     r = S.speculative_generate(t, t, [1, 2, 3], 4, 40)
-    assert r.alpha == 1.0
+    assert r.alpha == 1.0 and r.rejected == 0
     assert r.target_calls == 8 and r.tokens_per_call == 5.0
     r = S.speculative_generate(t, t, [1, 2, 3], 4, 40, temperature=1.0, seed=3)
     assert r.alpha == 1.0                                    # p == q: u * q < p always
@@ -255,7 +258,7 @@ def test_sweep_rows_agree_with_single_runs():
     row = next(r for r in rows if r["k"] == 3 and r["temperature"] == 1.0)
     prompts = [[1, 2, 3], [4, 5]]
     runs = [S.speculative_generate(t, d, pr, 3, 10, temperature=1.0, seed=j) for j, pr in enumerate(prompts)]
-    assert row["alpha"] == sum(r.accepted for r in runs) / sum(r.proposed for r in runs)
+    assert row["alpha"] == sum(r.accepted for r in runs) / sum(r.accepted + r.rejected for r in runs)
     assert row["target_calls"] == sum(r.target_calls for r in runs) and row["new_tokens"] == 20
     assert row["speedup"] == pytest.approx(row["plain_seconds"] / row["seconds"])
 

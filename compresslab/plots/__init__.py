@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .._lazy import submodule_getattr
 
-_TOPICS = ("common", "tour", "prune", "quant", "distill", "speed", "capstone", "lm", "lm_speed")
+_TOPICS = ("common", "tour", "prune", "quant", "distill", "speed", "capstone", "lm", "lm_speed", "speculative")
 
 
 __getattr__ = submodule_getattr(__name__, _TOPICS, globals())
