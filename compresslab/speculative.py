@@ -43,7 +43,7 @@ from .nn.gpt import GPT, KVCache, _t975
 
 __all__ = ["probabilities", "accept_reject", "accept_always", "speculative_generate", "SpeculativeResult",
            "expected_tokens_per_call", "expected_speedup", "break_even_cost", "acceptance_rate",
-           "AcceptanceRate", "sweep", "CallCosts", "measure_call_costs"]
+           "AcceptanceRate", "alpha_interval", "sweep", "CallCosts", "measure_call_costs"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def _check_step(p, q, draft_tokens):
     if k and (x.dtype.kind not in "iu" or x.min() < 0 or x.max() >= q.shape[1]):
         raise ValueError(f"draft_tokens must be token ids in [0, {q.shape[1] - 1}]")
     for name, a in (("p", p), ("q", q)):
-        if a.size and (not np.isfinite(a).all() or a.min() < 0 or not np.allclose(a.sum(axis=1), 1.0, atol=1e-6)):
+        if a.size and (not np.isfinite(a).all() or a.min() < 0 or np.abs(a.sum(axis=1) - 1.0).max() > 1e-6):
             raise ValueError(f"every row of {name} must be a probability distribution (>= 0, sums to 1)")
     if k and (q[np.arange(k), x] <= 0).any():
         raise ValueError("a draft token has probability 0 under q: the draft cannot have proposed it")
@@ -196,6 +196,10 @@ class SpeculativeResult:
     accepted_per_round: list[int] = field(default_factory=list)
     prefills: int = 1
     rejected: int = 0
+    proposed_per_round: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    target_seconds: float = 0.0
+    draft_seconds: float = 0.0
 
     @property
     def alpha(self) -> float:
@@ -238,6 +242,7 @@ class _Reader:
         self.model, self.block = model, model.config.block_size
         self.start = max(0, len(tokens) - self.block)
         self.cache: KVCache | None = None
+        self.seconds = 0.0                   # time spent in this model's forward passes
 
     def room(self, n: int) -> int:
         """How many more tokens this window can predict after a text of n tokens (as ``generate``
@@ -253,12 +258,17 @@ class _Reader:
         """A fresh cache holding the window's tokens except the last."""
         self.cache = KVCache(self.model.config, bits=self.model.kv_bits)
         if len(tokens) - 1 > self.start:
+            t0 = time.perf_counter()
             self.model.forward(np.array([tokens[self.start:-1]]), self.cache)
+            self.seconds += time.perf_counter() - t0
 
     def read(self, tokens: list[int]) -> np.ndarray:
         """Feed the tokens the cache lacks (all of ``tokens`` after it) and return their logits (T, vocab)."""
         have = self.start + self.cache.length
-        return self.model.forward(np.array([tokens[have:]]), self.cache)[0]
+        t0 = time.perf_counter()
+        logits = self.model.forward(np.array([tokens[have:]]), self.cache)[0]
+        self.seconds += time.perf_counter() - t0
+        return logits
 
     def keep(self, n: int) -> None:
         """Forget cached positions from text index n on (``KVCache.truncate``)."""
@@ -325,6 +335,7 @@ def speculative_generate(target: GPT, draft: GPT, prompt, k: int = 4, max_new_to
     goal = len(tokens) + max_new_tokens
     T, D = _Reader(target, tokens), _Reader(draft, tokens)
     result = SpeculativeResult(np.empty(0, np.int64), 0, 0, 0, 0, 0, [], 0)
+    start = time.perf_counter()
     while len(tokens) < goal:
         n = len(tokens)
         if T.room(n) <= 0:                   # the target's window is full: move it as generate does
@@ -356,12 +367,15 @@ def speculative_generate(target: GPT, draft: GPT, prompt, k: int = 4, max_new_to
         result.accepted += kept
         result.rejected += kept < k_now
         result.accepted_per_round.append(kept)
+        result.proposed_per_round.append(k_now)
         tokens += emitted
         T.keep(len(tokens) - 1)              # roll both caches back to the committed text, less its last token
         D.keep(len(tokens) - 1)
     del tokens[goal:]
     result.tokens = np.array(tokens, dtype=np.int64)
     result.new_tokens = max_new_tokens
+    result.seconds = time.perf_counter() - start
+    result.target_seconds, result.draft_seconds = T.seconds, D.seconds
     return result
 
 
@@ -446,6 +460,20 @@ class AcceptanceRate:
     chunk_means: np.ndarray
     positions: int
 
+    def difference_to(self, baseline: "AcceptanceRate") -> tuple[float, float, float]:
+        """``self - baseline`` measured on the same chunks, with a paired 95 % Student-t interval.
+
+        Returns
+        -------
+        (difference, low, high) : tuple of float
+        """
+        if not isinstance(baseline, AcceptanceRate) or baseline.chunk_means.shape != self.chunk_means.shape:
+            raise ValueError("compare acceptance rates measured on the same chunks")
+        d = self.chunk_means - baseline.chunk_means
+        m = float(d.mean())
+        half = _t975(len(d) - 1) * float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
+        return m, m - half, m + half
+
     def __repr__(self) -> str:
         return (f"AcceptanceRate({self.value:.3f}, 95% interval [{self.low:.3f}, {self.high:.3f}], "
                 f"{len(self.chunk_means)} chunks, {self.positions} positions)")
@@ -507,6 +535,45 @@ def acceptance_rate(target: GPT, draft: GPT, tokens, *, temperature: float = 1.0
     m = float(means.mean())
     half = _t975(len(means) - 1) * float(means.std(ddof=1) / math.sqrt(len(means))) if len(means) > 1 else math.inf
     return AcceptanceRate(m, max(0.0, m - half), min(1.0, m + half), means, len(chunks) * context)
+
+
+def alpha_interval(results) -> tuple[float, float, float]:
+    """Pooled acceptance rate of several runs, ``sum accepted / sum tested``, with a 95 % interval
+    that treats each run (each prompt) as one independent sample.
+
+    Acceptances within a run are not independent (the draft is right many times in a row on easy
+    stretches, wrong on hard ones), so a binomial interval over proposals would be too narrow;
+    the interval here is the ratio estimator's, ``alpha +- t * SE`` with
+    ``SE = sqrt(n / (n - 1) * sum_i (A_i - alpha N_i)**2) / sum_i N_i`` over the n runs (A_i kept,
+    N_i tested) and t Student's with n - 1 degrees of freedom.
+
+    Parameters
+    ----------
+    results : sequence of SpeculativeResult
+        At least two runs, each with a tested proposal.
+
+    Returns
+    -------
+    (alpha, low, high) : tuple of float
+
+    Examples
+    --------
+    >>> r = [SpeculativeResult(np.zeros(1), 9, 4, 8, 8, a, [], 1, n - a) for a, n in ((6, 8), (5, 8), (7, 8))]
+    >>> [round(x, 3) for x in alpha_interval(r)]
+    [0.75, 0.439, 1.0]
+    """
+    results = list(results)
+    if len(results) < 2 or not all(isinstance(r, SpeculativeResult) for r in results):
+        raise ValueError("need at least two SpeculativeResult runs")
+    kept = np.array([r.accepted for r in results], dtype=np.float64)
+    tested = np.array([r.accepted + r.rejected for r in results], dtype=np.float64)
+    if tested.sum() == 0:
+        raise ValueError("no proposal was tested in these runs (k = 0?)")
+    alpha = kept.sum() / tested.sum()
+    n = len(results)
+    se = math.sqrt(n / (n - 1) * float(((kept - alpha * tested) ** 2).sum())) / tested.sum()
+    half = _t975(n - 1) * se
+    return float(alpha), float(max(0.0, alpha - half)), float(min(1.0, alpha + half))
 
 
 def sweep(target: GPT, drafts: dict, prompts, ks=range(1, 9), temperatures=(0.0, 1.0), max_new_tokens: int = 48,

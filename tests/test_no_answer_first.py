@@ -25,6 +25,7 @@ ANSWERS = {
     "5.1": {"relative_index_encode"}, "5.2": {"huffman_lengths", "huffman_code", "huffman_encode"},
     "6.1": {"bits_per_weight"}, "6.2": {"q4_0", "gguf_quantize"},
     "6.3": {"wanda", "wanda_scores", "magnitude_per_row"},
+    "7.1": {"accept_reject"},
 }
 _SHOWN = re.compile(r"([A-Za-z_][\w.]*)\?\?|\?\?([A-Za-z_][\w.]*)|getsource\(\s*([A-Za-z_][\w.]*)")
 

@@ -286,3 +286,26 @@ def test_the_training_script_distils_and_trains_from_scratch(torch, tmp_path, ca
     # same seed, same batches, same initial weights: only the loss differs, so the weights do
     assert kd.config == scratch.config
     assert not np.allclose(kd.blocks[0].mlp.fc1.weight, scratch.blocks[0].mlp.fc1.weight)
+
+
+def test_alpha_interval_is_the_cluster_ratio_interval():
+    def result(kept, tested):
+        return S.SpeculativeResult(np.zeros(1), 1, 1, 1, tested, kept, [], 1, tested - kept)
+    runs = [result(6, 8), result(5, 8), result(7, 8)]
+    a, lo, hi = S.alpha_interval(runs)
+    se = math.sqrt(1.5 * (0 + 1 + 1)) / 24                       # residuals 6-6, 5-6, 7-6
+    assert a == 0.75 and lo == pytest.approx(0.75 - 4.302653 * se)
+    # runs that all agree give a narrow interval; the pooled value weighs long runs more
+    a, lo, hi = S.alpha_interval([result(30, 40), result(3, 4), result(15, 20)])
+    assert a == pytest.approx(48 / 64) and hi - lo < 1e-9
+    with pytest.raises(ValueError, match="at least two"):
+        S.alpha_interval(runs[:1])
+
+
+def test_a_run_records_its_rounds_and_where_its_time_went(target, text):
+    r = S.speculative_generate(target, cnn.load_draft("distilled"), text[:50], 4, 30)
+    assert len(r.proposed_per_round) == len(r.accepted_per_round) == r.target_calls
+    assert sum(r.proposed_per_round) == r.proposed == r.draft_calls
+    assert all(0 <= a <= p <= 4 for a, p in zip(r.accepted_per_round, r.proposed_per_round))
+    assert r.rejected == sum(a < p for a, p in zip(r.accepted_per_round, r.proposed_per_round))
+    assert 0 < r.draft_seconds and 0 < r.target_seconds and r.target_seconds + r.draft_seconds < r.seconds

@@ -94,7 +94,7 @@ DRAFTS = ("distilled", "scratch")
 """The draft models shipped for speculative decoding (lesson 07): :func:`load_draft` loads them."""
 
 
-def load_draft(kind: str = "distilled") -> GPT:
+def load_draft(kind: str = "distilled", with_extra: bool = False):
     """A 1-layer draft of the shipped GPT for speculative decoding (lesson 07).
 
     Both drafts have 1 layer, 4 heads, width 128 and context 256 (264,064 parameters, 31 % of the
@@ -107,10 +107,14 @@ def load_draft(kind: str = "distilled") -> GPT:
     Parameters
     ----------
     kind : {"distilled", "scratch"}
+    with_extra : bool, default False
+        Also return what the training script stored with the weights: ``train_minutes``,
+        ``validation_perplexity``, the validation-loss curve (``curve_steps``,
+        ``curve_validation_loss``), the distillation settings (``kd_*``), ...
 
     Returns
     -------
-    GPT
+    GPT, or (GPT, dict of {str: numpy.ndarray}) with ``with_extra``
 
     Examples
     --------
@@ -123,7 +127,7 @@ def load_draft(kind: str = "distilled") -> GPT:
     if kind not in DRAFTS:
         raise ValueError(f"kind must be one of {DRAFTS}, got {kind!r}")
     with resources.as_file(resources.files("compresslab").joinpath(f"datasets/draft_{kind}.npz")) as path:
-        return load(path)
+        return load_with_extra(path) if with_extra else load(path)
 
 
 __all__ = [

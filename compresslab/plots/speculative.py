@@ -18,7 +18,8 @@ from typing import Mapping, Sequence
 
 from .common import COLORS, figure
 
-__all__ = ["ROW_KEYS", "check_rows", "temperature_label", "plot_tokens_per_call", "plot_speedup"]
+__all__ = ["ROW_KEYS", "check_rows", "temperature_label", "plot_tokens_per_call", "plot_speedup",
+           "plot_training_curves", "plot_token_law"]
 
 ROW_KEYS = ("draft", "temperature", "k", "alpha", "tokens_per_call", "expected_tokens_per_call", "seconds",
             "plain_seconds", "speedup", "new_tokens", "target_calls", "draft_calls")
@@ -257,4 +258,91 @@ def plot_speedup(rows, ax=None, model=None, temperature: float | None = None, ti
     legend_title = "dotted line at 1: as fast as plain decoding"
     ax.legend(fontsize=7.5, title_fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=columns,
               frameon=False, title=legend_title)
+    return ax
+
+
+def plot_training_curves(curves, ax=None, title: str | None = None):
+    """Validation loss against training step, one line per model.
+
+    Parameters
+    ----------
+    curves : dict of {str: (steps, losses)}
+        E.g. the ``curve_steps`` and ``curve_validation_loss`` arrays stored with the shipped drafts
+        (``compresslab.nn.load_with_extra``).
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> ax = plot_training_curves({"a": ([1, 2], [3.0, 2.0]), "b": ([1, 2], [3.0, 2.5])})
+    >>> [line.get_label() for line in ax.lines]
+    ['a', 'b']
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError("curves must be a non-empty dict {name: (steps, losses)}")
+    if ax is None:
+        _, ax = figure(width=5.0, height=3.2)
+    for i, (name, (steps, losses)) in enumerate(curves.items()):
+        if len(steps) != len(losses) or not len(steps):
+            raise ValueError(f"curve {name!r}: steps and losses must be non-empty and of one length")
+        ax.plot(list(steps), list(losses), "o-", ms=4, color=DRAFT_COLORS[i % len(DRAFT_COLORS)], label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation loss (nats per byte)")
+    ax.set_title(title or "validation loss while training", fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_token_law(exact, observed: dict, top: int = 8, labels=None, ax=None, title: str | None = None):
+    """Bars of the ``top`` most likely tokens: the exact distribution beside the frequencies that
+    sampling runs produced (one bar group per token).
+
+    Parameters
+    ----------
+    exact : array_like, shape (vocab,)
+        The distribution the samples should follow (sums to 1).
+    observed : dict of {str: array_like of shape (vocab,)}
+        Counts per token, one entry per way of sampling; drawn as frequencies.
+    top : int, default 8
+    labels : sequence of str, optional
+        A label per token id (e.g. the byte it stands for); default the ids.
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> ax = plot_token_law([0.5, 0.3, 0.2], {"runs": [48, 33, 19]}, top=2)
+    >>> [round(float(b.get_height()), 2) for b in ax.patches]
+    [0.5, 0.3, 0.48, 0.33]
+    """
+    import numpy as np
+
+    exact = np.asarray(exact, dtype=np.float64)
+    if exact.ndim != 1 or not isinstance(observed, Mapping) or not observed:
+        raise ValueError("exact must be 1-D and observed a non-empty dict {name: counts}")
+    order = np.argsort(-exact, kind="stable")[:top]
+    if ax is None:
+        _, ax = figure(width=6.0, height=3.2)
+    width = 0.8 / (1 + len(observed))
+    x = np.arange(len(order))
+    ax.bar(x, exact[order], width, color=GREY, label="exact (target)")
+    for i, (name, counts) in enumerate(observed.items()):
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != exact.shape or counts.sum() <= 0:
+            raise ValueError(f"observed[{name!r}] must hold counts of the same shape as exact")
+        ax.bar(x + (i + 1) * width, counts[order] / counts.sum(), width, color=DRAFT_COLORS[i % len(DRAFT_COLORS)],
+               label=f"{name} ({int(counts.sum())} runs)")
+    ax.set_xticks(x + width * len(observed) / 2)
+    ax.set_xticklabels([str(t) for t in order] if labels is None else [labels[t] for t in order])
+    ax.set_ylabel("probability / frequency")
+    ax.set_title(title or "the first new token: exact law and sampled frequencies", fontsize=10)
+    ax.legend(fontsize=8)
     return ax

@@ -146,7 +146,8 @@ class SpeculativeExplorer:
                      f"verify cost {self.verify[k]:.2g} of a one-token target call)")
         return (
             f"<b>{html.escape(str(draft))}, {P.temperature_label(temperature)}, k = {k}</b><br>"
-            f"acceptance rate alpha (measured): <b>{r['alpha']:.3f}</b> of the proposed draft tokens kept<br>"
+            f"acceptance rate alpha (measured): <b>{r['alpha']:.3f}</b> of the draft tokens the target tested "
+            f"were kept<br>"
             f"tokens per target call: measured <b>{r['tokens_per_call']:.2f}</b>, formula "
             f"(1 - alpha<sup>k+1</sup>) / (1 - alpha) at the measured alpha {formula:.2f}, at most k + 1 = {k + 1}<br>"
             f"speedup (plain seconds / speculative seconds): <b>{r['speedup']:.2f}&times;</b> "
