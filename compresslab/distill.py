@@ -29,7 +29,7 @@ from . import _validate as V
 from . import nn
 from .backend import same_kind
 
-__all__ = ["softmax", "log_softmax", "entropy", "kd_loss", "soft_targets", "train_student",
+__all__ = ["softmax", "log_softmax", "entropy", "kd_loss", "soft_targets", "train_student", "train_gpt",
            "hint_loss", "hint_pretrain", "class_bias_for_prior", "UNLABELED"]
 
 UNLABELED = -1
@@ -381,6 +381,163 @@ def train_student(student: nn.Sequential, teacher: nn.Sequential | None, X, y=No
 
     fit_kwargs.setdefault("desc", f"distilling (T={T:g}, alpha={alpha:g})")
     return nn.fit(student, X, y, loss=loss, **fit_kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Language models: token-level distillation of a GPT (torch)
+# --------------------------------------------------------------------------------------------
+def train_gpt(model, tokens, *, steps: int, teacher=None, T: float = 1.0, alpha: float = 1.0, batch: int = 16,
+              lr: float = 2e-3, min_lr: float = 2e-4, warmup: int = 100, weight_decay: float = 0.1,
+              dropout: float = 0.0, seed: int = 0, threads: int | None = None, eval_tokens=None,
+              eval_every: int = 200, log=print):
+    """Train a :class:`compresslab.nn.GPT` on a token stream in torch: next-token cross-entropy, or
+    token-level knowledge distillation from a ``teacher`` GPT.
+
+    Every step draws ``batch`` windows of ``block_size + 1`` tokens at random positions
+    (``numpy.random.default_rng(seed)``). Without a teacher the loss is the cross-entropy of the
+    next token; with one it is :func:`kd_loss` at every position of every window, on the 256 (vocab)
+    logits: ``(1 - alpha) * CE(next token) + alpha * T**2 * KL(softmax(t / T) || softmax(s / T))``
+    (Hinton et al. 2015; applied per token to language models as in DistilBERT, Sanh et al. 2019).
+    The loss value and its gradient with respect to the student's logits come from the NumPy
+    :func:`kd_loss` and are fed back into torch's autograd (``logits.backward(grad)``); the teacher
+    runs in torch without gradients on the same windows. AdamW (betas 0.9, 0.95; weight decay on
+    matrices only), linear warm-up then cosine decay from ``lr`` to ``min_lr``, gradient clipping at
+    1. The shipped model and drafts were trained this way (``tools/train_tiny_gpt.py``).
+
+    Parameters
+    ----------
+    model : compresslab.nn.GPT
+        The initial weights (not changed: the trained model is returned).
+    tokens : 1-D array of int
+        The training stream (e.g. ``compresslab.data.load_text().train``).
+    steps : int >= 1
+    teacher : compresslab.nn.GPT, optional
+        Same vocabulary and a context at least the student's.
+    T : float > 0, default 1.0
+        Distillation temperature.
+    alpha : float in [0, 1], default 1.0
+        Weight of the teacher's term (1: the teacher only, no labels).
+    batch, lr, min_lr, warmup, weight_decay, dropout, seed
+        Training settings (defaults: the shipped model's).
+    threads : int, optional
+        torch's thread count (``torch.set_num_threads``).
+    eval_tokens : 1-D array of int, optional
+        A validation stream: its mean loss (nats per token, up to 64 windows from its start) is
+        measured every ``eval_every`` steps and at the end.
+    eval_every : int, default 200
+    log : callable or None, default print
+        Called with one line per evaluation.
+
+    Returns
+    -------
+    model : compresslab.nn.GPT
+        The trained model (NumPy).
+    history : dict
+        ``steps`` and ``validation_loss`` (lists, one entry per evaluation), ``train_loss`` (the
+        last step's loss: cross-entropy, or the distillation loss), ``minutes`` (wall clock).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        Without torch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from compresslab.nn import GPT, GPTConfig
+    >>> small = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16), seed=0)
+    >>> text = np.arange(2000) % 7                        # a stream that repeats every 7 tokens
+    >>> trained, h = train_gpt(small, text, steps=60, lr=1e-2, warmup=5, threads=1, eval_tokens=text,
+    ...                        eval_every=30, log=None)
+    >>> h["steps"], h["validation_loss"][-1] < 1.0             # an untrained model's: about log(256) = 5.5
+    ([30, 60], True)
+    """
+    import math
+    import time
+
+    from .backend import _torch, install_hint
+    from .nn.gpt import GPT
+
+    torch = _torch()
+    if torch is None:
+        raise ModuleNotFoundError(f"train_gpt trains in torch: {install_hint('torch')}")
+    F = torch.nn.functional
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a compresslab.nn.GPT, got {type(model).__name__}")
+    if teacher is not None and (not isinstance(teacher, GPT) or teacher.config.vocab_size != model.config.vocab_size
+                                or teacher.config.block_size < model.config.block_size):
+        raise ValueError("teacher must be a GPT with the student's vocabulary and a context at least the student's")
+    tokens = V.as_int_array(tokens, "tokens", 0, model.config.vocab_size - 1)
+    block = model.config.block_size
+    if tokens.ndim != 1 or len(tokens) < block + 2:
+        raise ValueError(f"tokens must be a 1-D stream of more than block_size + 1 = {block + 1} tokens")
+    steps = V.check_int(steps, "steps", 1)
+    T = _check_T(T)
+    alpha = V.check_float(alpha, "alpha", 0.0, 1.0)
+    if threads is not None:
+        torch.set_num_threads(V.check_int(threads, "threads", 1))
+    torch.manual_seed(seed)
+    net = model.to_torch(dropout=dropout).train()
+    decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    teacher_net = None if teacher is None else teacher.to_torch().eval()
+
+    def lr_at(step: int) -> float:            # linear warm-up, then cosine decay to min_lr
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        t = (step - warmup) / max(1, steps - warmup)
+        return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+    @torch.no_grad()
+    def mean_loss(stream) -> float:           # nats per token on up to 64 windows from the start
+        net.eval()
+        n = min(64, len(stream) // (block + 1))
+        chunks = torch.from_numpy(stream[:n * (block + 1)].reshape(n, block + 1))
+        total = 0.0
+        for s in range(0, n, 16):
+            c = chunks[s:s + 16]
+            out = net(c[:, :-1])
+            total += F.cross_entropy(out.reshape(-1, out.shape[-1]), c[:, 1:].reshape(-1), reduction="sum").item()
+        net.train()
+        return total / (n * block)
+
+    g = np.random.default_rng(seed)
+    history = {"steps": [], "validation_loss": [], "train_loss": float("nan"), "minutes": 0.0}
+    eval_stream = None if eval_tokens is None else V.as_int_array(eval_tokens, "eval_tokens", 0,
+                                                                   model.config.vocab_size - 1).astype(np.int64)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        starts = g.integers(0, len(tokens) - block - 1, batch)
+        xy = np.stack([tokens[s:s + block + 1] for s in starts]).astype(np.int64)
+        x, y = torch.from_numpy(xy[:, :-1]), torch.from_numpy(xy[:, 1:])
+        logits = net(x)
+        opt.zero_grad(set_to_none=True)
+        if teacher_net is None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss.backward()
+        else:
+            with torch.no_grad():
+                t_logits = teacher_net(x)
+            flat = logits.detach().reshape(-1, logits.shape[-1]).numpy()
+            value, grad = kd_loss(flat, t_logits.reshape(flat.shape).numpy(), y.reshape(-1).numpy(), T=T, alpha=alpha)
+            logits.backward(torch.from_numpy(grad).reshape(logits.shape))
+            loss = torch.tensor(value)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        if eval_stream is not None and ((step + 1) % eval_every == 0 or step + 1 == steps):
+            val = mean_loss(eval_stream)
+            history["steps"].append(step + 1)
+            history["validation_loss"].append(val)
+            if log is not None:
+                log(f"step {step + 1:5d}  train {loss.item():.3f}  val {val:.3f} nats/token "
+                    f"(ppl {math.exp(val):.2f})  {time.perf_counter() - t0:7.1f} s")
+    history["train_loss"] = float(loss.item())
+    history["minutes"] = (time.perf_counter() - t0) / 60
+    return nn.from_torch(net.eval()), history
 
 
 # --------------------------------------------------------------------------------------------

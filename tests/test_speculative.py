@@ -309,3 +309,25 @@ def test_a_run_records_its_rounds_and_where_its_time_went(target, text):
     assert all(0 <= a <= p <= 4 for a, p in zip(r.accepted_per_round, r.proposed_per_round))
     assert r.rejected == sum(a < p for a, p in zip(r.accepted_per_round, r.proposed_per_round))
     assert 0 < r.draft_seconds and 0 < r.target_seconds and r.target_seconds + r.draft_seconds < r.seconds
+
+
+def test_train_gpt_needs_torch_and_says_how_to_get_it(monkeypatch):
+    from compresslab import backend, distill
+    monkeypatch.setattr(backend, "_torch", lambda: None)
+    with pytest.raises(ModuleNotFoundError, match="torch"):
+        distill.train_gpt(GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16)), np.arange(100) % 7, steps=1)
+
+
+def test_train_gpt_distils_towards_the_teacher(torch):
+    from compresslab import distill
+    config = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16)
+    teacher = GPT(config, seed=3)                                 # random, but a fixed distribution to copy
+    text = np.random.default_rng(0).integers(0, 256, 4000)
+    start = GPT(config, seed=0)
+    kd, h = distill.train_gpt(start, text, steps=40, teacher=teacher, warmup=5, lr=1e-2, log=None)
+    scratch, _ = distill.train_gpt(start, text, steps=40, warmup=5, lr=1e-2, log=None)
+    assert np.array_equal(start.tok_emb.weight, GPT(config, seed=0).tok_emb.weight)     # input untouched
+    # the distilled student agrees with its teacher far more than the one trained on the text
+    a_kd = S.acceptance_rate(teacher, kd, text, context=15, max_chunks=32).value
+    a_scratch = S.acceptance_rate(teacher, scratch, text, context=15, max_chunks=32).value
+    assert a_kd > a_scratch + 0.1 and h["steps"] == [] and h["minutes"] > 0

@@ -51,7 +51,7 @@ def _assert_shows(ex, row):
                   f"at the measured alpha {row['expected_tokens_per_call']:.2f}",
                   f"<b>{row['speedup']:.2f}&times;</b>",
                   f"({row['plain_seconds']:.3f} s / {row['seconds']:.3f} s",
-                  "one run each, see the table above for intervals",
+                  "one run each: noisy",
                   f"{row['target_calls']} target calls", f"{row['draft_calls']} draft calls",
                   f"k = {row['k']}</b>"):
         assert shown in text, (shown, text)

@@ -151,8 +151,8 @@ class SpeculativeExplorer:
             f"tokens per target call: measured <b>{r['tokens_per_call']:.2f}</b>, formula "
             f"(1 - alpha<sup>k+1</sup>) / (1 - alpha) at the measured alpha {formula:.2f}, at most k + 1 = {k + 1}<br>"
             f"speedup (plain seconds / speculative seconds): <b>{r['speedup']:.2f}&times;</b> "
-            f"({r['plain_seconds']:.3f} s / {r['seconds']:.3f} s, {verdict} plain decoding; one run each, see the "
-            f"table above for intervals){model}<br>"
+            f"({r['plain_seconds']:.3f} s / {r['seconds']:.3f} s, {verdict} plain decoding; one run each: noisy, "
+            f"an interleaved comparison with intervals is cl.speed.compare's job){model}<br>"
             f"{r['new_tokens']} new tokens: {r['target_calls']} target calls (plain decoding: one per new token) "
             f"and {r['draft_calls']} draft calls")
 
