@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             runs = [S.speculative_generate(target, draft, pr, k, args.new) for pr in prompts]
             same = all(np.array_equal(r.tokens, want) for r, want in zip(runs, plain))
             ok &= same
-            alpha = sum(r.accepted for r in runs) / sum(r.proposed for r in runs)
+            alpha = S.alpha_interval(runs)[0]                # kept / tested proposals, pooled
             per_call = sum(r.new_tokens for r in runs) / sum(r.target_calls for r in runs)
             cmp = compare({"plain": lambda: [cl.nn.generate(target, pr, args.new, temperature=0) for pr in prompts],
                            "speculative": lambda: [S.speculative_generate(target, draft, pr, k, args.new)

@@ -14,13 +14,17 @@ Each emitted token is distributed exactly as ``p`` (the proof sketch is in lesso
 accepted part contributes ``q(x) * min(1, p(x)/q(x)) = min(p(x), q(x))`` and the residual adds the
 rest, ``p(x) - min(p(x), q(x))``. At temperature 0 the distributions are one-hot at the argmax and
 the rule reduces to "accept while the draft's token is the target's argmax": greedy output is
-identical token for token.
+identical token for token -- up to float rounding: the verify call computes k + 1 positions at
+once, whose float32 logits can differ from one-at-a-time decoding in the last bits (about 1e-5
+here), so an exact near-tie between the top two tokens could go the other way ("within hardware
+numerics", as Chen et al. put it).
 
 With the acceptance rate ``alpha = E[sum_x min(p(x), q(x))]`` (the same at every position, a
 simplification) a round emits on average ``(1 - alpha**(k+1)) / (1 - alpha)`` tokens for one
 target call; if a draft call costs ``c`` target calls and a target call on k+1 tokens costs ``v``
-(1 on an accelerator that is memory-bound, more on a CPU), the expected speedup over plain
-decoding is ``(1 - alpha**(k+1)) / ((1 - alpha) * (k * c + v))``.
+(about 1 when decoding is memory-bound, a large model streaming its weights from memory on any
+hardware; more for a small, cache-resident model bound by overhead and by small matrix products),
+the expected speedup over plain decoding is ``(1 - alpha**(k+1)) / ((1 - alpha) * (k * c + v))``.
 
 References
 ----------
@@ -185,6 +189,13 @@ class SpeculativeResult:
         How many draft tokens each round kept (0..k).
     prefills : int
         Prompt reads of the target (1, plus one per move of the context window).
+    proposed_per_round : list of int
+        How many tokens the draft proposed in each round (k, or fewer near the end).
+    seconds, target_seconds, draft_seconds, prefill_seconds : float
+        Wall-clock time of the whole call; the part spent in the target's verify calls, in the
+        draft's calls, and in both models' prefills (reading the prompt, and again after a move
+        of the context window); the rest is the loop's own work (sampling, the accept/reject step,
+        cache bookkeeping).
     """
 
     tokens: np.ndarray
@@ -200,6 +211,7 @@ class SpeculativeResult:
     seconds: float = 0.0
     target_seconds: float = 0.0
     draft_seconds: float = 0.0
+    prefill_seconds: float = 0.0
 
     @property
     def alpha(self) -> float:
@@ -242,7 +254,8 @@ class _Reader:
         self.model, self.block = model, model.config.block_size
         self.start = max(0, len(tokens) - self.block)
         self.cache: KVCache | None = None
-        self.seconds = 0.0                   # time spent in this model's forward passes
+        self.seconds = 0.0                   # time spent in this model's forward passes, prefills apart
+        self.prefill_seconds = 0.0
 
     def room(self, n: int) -> int:
         """How many more tokens this window can predict after a text of n tokens (as ``generate``
@@ -250,9 +263,11 @@ class _Reader:
         return self.block - (n - self.start)
 
     def move(self, n: int) -> None:
-        """Restart the window from the last block_size // 2 tokens (``generate``'s rule)."""
-        self.start = n - self.block // 2
-        self.cache = None
+        """Restart the window from the last block_size // 2 tokens (``generate``'s rule), if that
+        moves it on."""
+        start = max(0, n - self.block // 2)
+        if start > self.start:
+            self.start, self.cache = start, None
 
     def prefill(self, tokens: list[int]) -> None:
         """A fresh cache holding the window's tokens except the last."""
@@ -260,7 +275,7 @@ class _Reader:
         if len(tokens) - 1 > self.start:
             t0 = time.perf_counter()
             self.model.forward(np.array([tokens[self.start:-1]]), self.cache)
-            self.seconds += time.perf_counter() - t0
+            self.prefill_seconds += time.perf_counter() - t0
 
     def read(self, tokens: list[int]) -> np.ndarray:
         """Feed the tokens the cache lacks (all of ``tokens`` after it) and return their logits (T, vocab)."""
@@ -376,6 +391,7 @@ def speculative_generate(target: GPT, draft: GPT, prompt, k: int = 4, max_new_to
     result.new_tokens = max_new_tokens
     result.seconds = time.perf_counter() - start
     result.target_seconds, result.draft_seconds = T.seconds, D.seconds
+    result.prefill_seconds = T.prefill_seconds + D.prefill_seconds
     return result
 
 

@@ -308,7 +308,8 @@ def test_a_run_records_its_rounds_and_where_its_time_went(target, text):
     assert sum(r.proposed_per_round) == r.proposed == r.draft_calls
     assert all(0 <= a <= p <= 4 for a, p in zip(r.accepted_per_round, r.proposed_per_round))
     assert r.rejected == sum(a < p for a, p in zip(r.accepted_per_round, r.proposed_per_round))
-    assert 0 < r.draft_seconds and 0 < r.target_seconds and r.target_seconds + r.draft_seconds < r.seconds
+    assert 0 < r.draft_seconds and 0 < r.target_seconds and 0 < r.prefill_seconds
+    assert r.target_seconds + r.draft_seconds + r.prefill_seconds < r.seconds
 
 
 def test_train_gpt_needs_torch_and_says_how_to_get_it(monkeypatch):
@@ -331,3 +332,70 @@ def test_train_gpt_distils_towards_the_teacher(torch):
     a_kd = S.acceptance_rate(teacher, kd, text, context=15, max_chunks=32).value
     a_scratch = S.acceptance_rate(teacher, scratch, text, context=15, max_chunks=32).value
     assert a_kd > a_scratch + 0.1 and h["steps"] == [] and h["minutes"] > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(t_block=st.integers(4, 40), d_block=st.integers(2, 40), k=st.integers(0, 9),
+       n_prompt=st.integers(1, 90), n_new=st.integers(0, 60))
+def test_greedy_is_identical_for_any_windows_k_and_lengths(t_block, d_block, k, n_prompt, n_new):
+    # a draft with a smaller context window than k + 1 tokens, prompts longer than either window:
+    # the draft's window moves early and never below 0; the target's moves exactly as generate's
+    t = GPT(GPTConfig(vocab_size=32, n_layer=1, n_head=2, n_embd=8, block_size=t_block), seed=0)
+    d = GPT(GPTConfig(vocab_size=32, n_layer=1, n_head=2, n_embd=8, block_size=d_block), seed=1)
+    prompt = (np.arange(n_prompt) * 7) % 32
+    r = S.speculative_generate(t, d, prompt, k, n_new)
+    assert np.array_equal(r.tokens, cnn.generate(t, prompt, n_new, temperature=0))
+
+
+def _toy_joint_law(target, prompt, n, temperature):
+    """The exact law of the next n tokens under target (enumerated: a vocabulary of a few tokens)."""
+    law = {(): 1.0}
+    for _ in range(n):
+        seqs = list(law)
+        p = S.probabilities(target.forward(np.array([prompt + list(s) for s in seqs]))[:, -1], temperature)
+        law = {s + (x,): law[s] * row[x] for s, row in zip(seqs, p) for x in range(p.shape[1])}
+    return law
+
+
+def _one_uniform_per_round(p, q, x, rng):            # a rule that is right when k = 1 only
+    p, q = np.asarray(p), np.asarray(q)
+    u, out = rng.random(), []
+    for i, tok in enumerate(np.asarray(x).tolist()):
+        if u * q[i, tok] < p[i, tok]:
+            out.append(tok)
+            continue
+        r = np.maximum(p[i] - q[i], 0)
+        return out + [int(rng.choice(len(r), p=r / r.sum()))]
+    return out + [int(rng.choice(p.shape[1], p=p[len(out)]))]
+
+
+def _extra_from_previous_row(p, q, x, rng):         # all kept: the extra token drawn from p[k-1]
+    out = S.accept_reject(p, q, x, rng)
+    if len(x) and len(out) == len(x) + 1:
+        out[-1] = int(rng.choice(np.asarray(p).shape[1], p=np.asarray(p)[len(x) - 1]))
+    return out
+
+
+def test_sampled_text_has_the_targets_joint_law_with_several_proposals_a_round():
+    # 4 new tokens with k = 3: rounds of 3 proposals, every accept/reject path, exact law by enumeration
+    t = GPT(GPTConfig(vocab_size=5, n_layer=2, n_head=2, n_embd=16, block_size=32), seed=0)
+    d = GPT(GPTConfig(vocab_size=5, n_layer=1, n_head=2, n_embd=16, block_size=32), seed=11)
+    for m in (t, d):
+        m.ln_f.weight[...] *= 6.0                          # sharper distributions: the rules differ more
+    prompt, temperature, runs = [1, 2, 3], 1.0, 3000
+    law = _toy_joint_law(t, prompt, 4, temperature)
+    keys = list(law)
+    probs = np.array([law[s] for s in keys])
+    index = {s: i for i, s in enumerate(keys)}
+
+    def pvalue(accept):
+        counts = np.zeros(len(keys))
+        for seed in range(runs):
+            r = S.speculative_generate(t, d, prompt, 3, 4, temperature=temperature, seed=seed, accept=accept)
+            assert r.proposed_per_round[0] == 3
+            counts[index[tuple(r.tokens[len(prompt):].tolist())]] += 1
+        return _chi2_pvalue(counts, probs)
+
+    assert pvalue(S.accept_reject) > 1e-4
+    assert pvalue(_one_uniform_per_round) < 1e-6
+    assert pvalue(_extra_from_previous_row) < 1e-6
