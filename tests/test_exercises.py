@@ -476,6 +476,49 @@ def test_a_number_that_reads_the_checker_is_refused():
     assert numeric_array(_ReadsTheChecker()) is None and as_number(_ReadsTheChecker()) is None
 
 
+def _question_on_the_stack():
+    """The number the quiz question being checked expects, read from the checker's frames."""
+    import sys
+
+    frame = sys._getframe(2)
+    while frame is not None:
+        if isinstance(frame.f_locals.get("self"), E.Question):
+            return frame.f_locals["self"].answer
+        frame = frame.f_back
+    return 0
+
+
+class _PeekFloat(float):
+    """A float whose float() is the answer of the question being checked."""
+
+    def __float__(self):
+        return float(_question_on_the_stack())
+
+
+class _PeekInt(int):
+    def __int__(self):
+        return int(_question_on_the_stack())
+
+    __index__ = __int__
+
+
+def test_a_subclass_of_float_or_int_is_not_read_through_its_own_methods():
+    from compresslab.exercises._core import as_number, numeric_array
+
+    for fake in (_PeekFloat(123.0), _PeekInt(123)):
+        r = lesson00.check_quiz(lambda f=fake: {**LESSON00_QUIZ, 2: f}, quiet=True)
+        assert r.status == E.FAIL and "Q2: answer with a number, not _Peek" in r.message, r.message
+        assert as_number(fake) is None and numeric_array(fake) is None and numeric_array([1.0, fake]) is None
+        assert not E.same(fake, 123) and not E.same([fake], [123])
+    # plain Python and NumPy numbers, and exact Fraction and Decimal quiz answers, still count
+    import decimal
+    import fractions
+
+    assert as_number(True) == 1.0 and as_number(3) == 3.0 and as_number(np.float32(0.5)) == 0.5
+    for value in (18979, 18979.0, np.int64(18979), fractions.Fraction(18979), decimal.Decimal("18979")):
+        assert lesson00.check_quiz(lambda v=value: {**LESSON00_QUIZ, 2: v}, quiet=True).status == E.PASS, value
+
+
 @pytest.mark.parametrize("got, want", [
     ([1, 2, 3], np.array([1, 2, 3])), ((1.0, 2.5), np.array([1.0, 2.5])), (np.float32(0.5), 0.5),
     (3, np.int64(3)), (True, True), (np.array(2.0), 2.0), ([np.array([1.0]), np.array([2.0, 3.0])],

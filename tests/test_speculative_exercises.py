@@ -116,7 +116,7 @@ def test_library_answer_is_refused():
         assert r.status == FAIL and "write it yourself" in r.message, r.message
 
 
-def test_the_verdict_is_the_same_twice():
+def test_the_verdict_is_the_same_twice(library_answers_allowed):
     for fn in (accept_reject, ex._one_uniform, ex._search_clipped):
         a, b = _run(ex.check_accept_reject, fn), _run(ex.check_accept_reject, fn)
         assert (a.status, a.message) == (b.status, b.message)
@@ -128,6 +128,8 @@ MODULE_HINTS = {
     "argmax": "target's argmax",
     "no_residual": "after a rejection you sampled from p",
     "reversed": "max(0, q - p)",
+    "from_q": "drew the new token from q",
+    "abs": "your residual is |p - q|",
     "sum_to_1": "do not sum to 1",
     "negative": "not non-negative",
     "off_the_end": "falls off its end",
@@ -147,8 +149,30 @@ def test_every_module_mistake_has_a_test():
 
 
 @pytest.mark.parametrize("name", list(MODULE_HINTS))
-def test_module_mistakes_get_their_hint(name):
+def test_module_mistakes_get_their_hint(name, library_answers_allowed):
+    # the module's mistakes call ex._round, which an answer may not call (the fixture allows it here)
     _fails_with(ex._MISTAKES[name], MODULE_HINTS[name])
+
+
+def test_the_checkers_own_round_is_refused():
+    """ex._round runs any rule, the right one too: an answer may not call it."""
+    with pytest.raises(TypeError):
+        ex._round(np.ones((2, 3)) / 3, np.ones((1, 3)) / 3, [0], np.random.default_rng(0))  # no default rule
+    for fn in (lambda p, q, d, rng: ex._round(p, q, d, rng, ex._RIGHT),
+               lambda p, q, d, rng: ex._round(p, q, d, rng, ex._Rule()), ex._accept_always):
+        r = _run(ex.check_accept_reject, fn)
+        assert r.status == FAIL and "cl.exercises.lesson07._round" in r.message, r.message
+
+
+def test_a_changed_right_rule_does_not_move_the_verdict():
+    """The verdict binds the right rule's parts: changing ex._RIGHT's fields (it is frozen, but
+    object.__setattr__ gets round that) leaves a wrong answer wrong."""
+    saved = ex._RIGHT.residual
+    object.__setattr__(ex._RIGHT, "residual", lambda p_i, q_i: p_i)
+    try:
+        _fails_with(LEARNER_MISTAKES["resamples p"][0], "after a rejection you sampled from p")
+    finally:
+        object.__setattr__(ex._RIGHT, "residual", saved)
 
 
 # ---- the same mistakes as a learner writes them ---------------------------------------------------
@@ -202,6 +226,102 @@ def _cumsum_search(dist, rng):
     return int(np.searchsorted(np.cumsum(dist), rng.random()))
 
 
+def _argmax_everywhere(p, q, draft_tokens, rng):
+    """Greedy verification: keep a draft token only if it is the argmax, else write the argmax."""
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if x != np.argmax(p[i]):
+            return out + [int(np.argmax(p[i]))]
+        out.append(int(x))
+    return out + [int(np.argmax(p[len(draft_tokens)]))]
+
+
+def _break_then_extra(p, q, draft_tokens, rng):
+    """``break`` instead of ``return`` at the rejection: the extra token of p[k] comes too."""
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if rng.random() < p[i, x] / q[i, x]:
+            out.append(int(x))
+            continue
+        out.append(_sample(_residual(p[i], q[i]), rng))
+        break
+    return out + [_sample(p[len(draft_tokens)], rng)]
+
+
+def _goes_on_without_extra(p, q, draft_tokens, rng):
+    """Tests every draft token (no stop), and adds the extra token only when none was rejected."""
+    out, rejected = [], False
+    for i, x in enumerate(draft_tokens):
+        if rng.random() < p[i, x] / q[i, x]:
+            out.append(int(x))
+        else:
+            out.append(_sample(_residual(p[i], q[i]), rng))
+            rejected = True
+    return out if rejected else out + [_sample(p[len(draft_tokens)], rng)]
+
+
+def _global_numpy(p, q, draft_tokens, rng):
+    """Right, but draws from np.random instead of the rng it is given."""
+    return accept_reject(p, q, draft_tokens, np.random.mtrand._rand)
+
+
+def _python_random(p, q, draft_tokens, rng):
+    """Right, but draws its uniforms and tokens with Python's random module."""
+    import random
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if random.random() < p[i, x] / q[i, x]:
+            out.append(int(x))
+            continue
+        return out + random.choices(range(p.shape[1]), weights=np.maximum(p[i] - q[i], 0))
+    return out + random.choices(range(p.shape[1]), weights=p[len(draft_tokens)])
+
+
+def _shifted(p, q, draft_tokens, rng):
+    """Compares p[i + 1] (thought to be "after draft token i") with q[i]."""
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if rng.random() < p[i + 1, x] / q[i, x]:
+            out.append(int(x))
+            continue
+        return out + [_sample(_residual(p[i + 1], q[i]), rng)]
+    return out + [_sample(p[len(draft_tokens)], rng)]
+
+
+def _next_row(p, q, draft_tokens, rng):
+    """After a rejection at i, draws the new token from p[i + 1] (no rule of the checker's: in the
+    case where p[0] gives the draft token 0, it returns that token again, with the draws it gets)."""
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if rng.random() < p[i, x] / q[i, x]:
+            out.append(int(x))
+            continue
+        return out + [_sample(p[i + 1], rng)]
+    return out + [_sample(p[len(draft_tokens)], rng)]
+
+
+def _q_previous_row(p, q, draft_tokens, rng):
+    """Compares p[i] with q[i - 1] (q[-1], the last row, for i = 0)."""
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if rng.random() * q[i - 1, x] < p[i, x]:
+            out.append(int(x))
+            continue
+        return out + [_sample(_residual(p[i], q[i - 1]), rng)]
+    return out + [_sample(p[len(draft_tokens)], rng)]
+
+
+def _vocab_from_rows(p, q, draft_tokens, rng):
+    """rng.choice(len(p), ...): len(p) is the number of rows, k + 1, not the vocabulary."""
+    out = []
+    for i, x in enumerate(draft_tokens):
+        if rng.random() < p[i, x] / q[i, x]:
+            out.append(int(x))
+            continue
+        return out + [int(rng.choice(len(p), p=_residual(p[i], q[i])))]
+    return out + [int(rng.choice(len(p), p=p[len(draft_tokens)]))]
+
+
 LEARNER_MISTAKES = {
     "keeps everything": (keeps_everything, "you kept every draft token"),
     "argmax": (keeps_the_argmax, "target's argmax"),
@@ -224,6 +344,25 @@ LEARNER_MISTAKES = {
                 "not from p[k-1] or q"),
     "does not stop": (_with(stop=False), "tokens after a rejection"),
     "array + [y]": (lambda p, q, d, rng: d + [accept_reject(p, q, d, rng)[-1]], "draft_tokens is a NumPy array"),
+    # the residual, other ways: the statistics name the mistake before the exact case's [1] does
+    "resamples q": (_with(residual=lambda p_i, q_i, rng: _sample(q_i, rng)), "drew the new token from q"),
+    "|p - q|": (_with(residual=lambda p_i, q_i, rng: _sample(np.abs(p_i - q_i) / np.abs(p_i - q_i).sum(), rng)),
+                "your residual is |p - q|"),
+    "next row": (_next_row, "you returned token 1 again: the new token must come from max(0, p - q)"),
+    # rows: p[i + 1] against q[i]
+    "p[i + 1]": (_shifted, "p has one more row, p[k], for the extra token"),
+    "greedy": (_argmax_everywhere, "greedy verification"),
+    # going on after a rejection, with k + 1 tokens or fewer
+    "break then extra": (_break_then_extra, "tokens after a rejection"),
+    "goes on, no extra": (_goes_on_without_extra, "tokens after a rejection"),
+    # the rng: an answer must draw from the one it is given
+    "np.random": (_global_numpy, "use only the rng you are given"),
+    "random": (_python_random, "use only the rng you are given"),
+    "a new generator": (lambda p, q, d, rng: accept_reject(p, q, d, np.random.default_rng()),
+                        "use only the rng you are given"),
+    "len(p) as vocabulary": (_vocab_from_rows, "the vocabulary size p.shape[1]"),
+    "k = 0 gives nothing": (lambda p, q, d, rng: [] if len(d) == 0 else accept_reject(p, q, d, rng),
+                            "with k = 0 there is nothing to check: return one token drawn from p[0]"),
 }
 
 
@@ -259,6 +398,69 @@ def test_a_wrong_law_no_rule_explains_says_what_was_expected_and_seen():
 ])
 def test_answers_of_the_wrong_form_are_named(fn, words):
     _fails_with(fn, words)
+
+
+def _extra_token_1(p, q, d, rng):
+    """Right, except that the extra token after k kept ones is always token 1."""
+    out = accept_reject(p, q, d, rng)
+    return out[:-1] + [1] if len(out) == len(d) + 1 else out
+
+
+def test_hints_that_fit_only_what_the_answer_did():
+    # a 2-D array: no note about draft_tokens[:i] + [y]
+    r = _fails_with(lambda p, q, d, rng: np.array([accept_reject(p, q, d, rng)]), "flat list")
+    assert "Note: draft_tokens is a NumPy array" not in r.message
+    # draft_tokens[:0] + [y] is empty: that note, yes
+    r = _fails_with(lambda p, q, d, rng: np.asarray(d)[:0] + [3] if len(d) == 2 else accept_reject(p, q, d, rng),
+                    "you returned no token")
+    assert "Note: draft_tokens is a NumPy array" in r.message
+    # an extra token that neither p[2] nor q[2] gives: not "from p[k-1] or q"
+    r = _fails_with(_extra_token_1, "the extra token comes from p[3] (one-hot at token 4); you returned [0, 0, 2, 1]")
+    assert "not from p[k-1] or q" not in r.message
+    # only the extra token, without the kept prefix
+    _fails_with(lambda p, q, d, rng: accept_reject(p, q, d, rng)[-1:], "you returned only the extra token")
+    # a rejection where p == q, by a rule no statistic names: the rows hint, as a question
+    r = _fails_with(_q_previous_row, "must be kept, but you rejected draft token 0")
+    assert "Did you compare different rows?" in r.message
+
+
+def test_the_reproducibility_probe_leaves_the_global_generators_as_they_were():
+    import random
+    np.random.seed(123)
+    random.seed(123)
+    want_np, want_py = np.random.random(), random.random()
+    np.random.seed(123)
+    random.seed(123)
+    assert _run(ex.check_accept_reject, accept_reject).status == PASS     # the probe seeds both, then puts them back
+    assert (np.random.random(), random.random()) == (want_np, want_py)
+
+
+def _gumbel(p, q, draft_tokens, rng):
+    """Right: samples with the Gumbel-max trick, all tokens of a row at once."""
+    def draw(dist):
+        with np.errstate(divide="ignore"):
+            return int(np.argmax(np.log(dist) - np.log(-np.log(rng.random(len(dist))))))
+    for i, x in enumerate(draft_tokens):
+        if rng.random() * q[i, x] >= p[i, x]:
+            return [int(t) for t in draft_tokens[:i]] + [draw(np.maximum(p[i] - q[i], 0.0))]
+    return [int(t) for t in draft_tokens] + [draw(p[len(draft_tokens)])]
+
+
+def _recursive(p, q, draft_tokens, rng):
+    """Right: one position, then the rest of the round on the remaining rows, in pure Python lists."""
+    if len(draft_tokens) == 0:
+        return [int(rng.choice(len(p[0]), p=p[0]))]
+    x = int(draft_tokens[0])
+    if rng.random() <= p[0][x] / q[0][x]:
+        return [x] + _recursive(p[1:], q[1:], list(draft_tokens[1:]), rng)
+    r = [max(0.0, a - b) for a, b in zip(p[0], q[0])]
+    return [int(rng.choice(len(r), p=np.array(r) / sum(r)))]
+
+
+@pytest.mark.parametrize("fn", [_gumbel, _recursive])
+def test_more_right_answers_pass_the_reproducibility_probe_too(fn):
+    r = _run(ex.check_accept_reject, fn)
+    assert r.status == PASS and "the same rng gives the same tokens" in r.message, r.message
 
 
 def test_not_attempted_and_errors():
@@ -307,6 +509,13 @@ def test_quiz_hints():
         r = _run(ex.check_quiz, lambda a=answers: {**quiz_answers(), **a})
         assert r.status == FAIL and "3 of 4 right" in r.message and words in r.message, r.message
     assert _run(ex.check_quiz, lambda: {**quiz_answers(), 2: 1.88}).status == PASS      # within 0.01
+
+
+def test_quiz_q3_states_the_idealised_cost_model():
+    """The lesson's section 5 measured c = 0.3 as too slow on its CPU: the question must say it
+    asks about the idealised model (v = 1, no loop cost)."""
+    text = ex.check_quiz.questions[2].prompt
+    assert "k + 1 tokens costs 1" in text and "v = 1" in text and "loop's own work is ignored" in text
 
 
 def test_quiz_numbers_agree_with_the_library():

@@ -14,6 +14,8 @@ Set the environment variable ``COMPRESSLAB_STRICT=1`` to make a failing check ra
 """
 from __future__ import annotations
 
+import decimal
+import fractions
 import functools
 import os
 import traceback
@@ -394,7 +396,15 @@ def _fresh(a: Any) -> Any:
     return a
 
 
-_REAL_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+_PYTHON_SCALARS = (bool, int, float)
+_NUMPY_SCALARS = (np.bool_, np.integer, np.floating)
+
+
+def _plain_scalar(x: Any) -> bool:
+    """A Python number of exactly ``bool``, ``int`` or ``float`` (a subclass could override
+    ``__float__`` or ``__index__``, which NumPy calls to read it), or a NumPy number (NumPy reads
+    its value directly, without calling any method of the object)."""
+    return type(x) in _PYTHON_SCALARS or isinstance(x, _NUMPY_SCALARS)
 
 
 def _torch_tensor(x: Any) -> bool:
@@ -407,13 +417,14 @@ def _torch_tensor(x: Any) -> bool:
 def numeric_array(x: Any) -> np.ndarray | None:
     """``x`` as an array of real numbers or booleans, or None when it is anything else.
 
-    Only plain values qualify: Python and NumPy numbers, NumPy arrays of numbers, (exactly) torch
-    tensors, and lists or tuples of those. Nothing of the answer's own code runs on the way (no
-    ``__eq__``, ``__float__`` or ``__array__`` of a crafted object), so an answer cannot make a
-    comparison agree by reading the expected value."""
+    Only plain values qualify: Python numbers (exactly ``bool``, ``int`` or ``float``, no
+    subclass), NumPy numbers, NumPy arrays of numbers, (exactly) torch tensors, and lists or tuples
+    of those. Nothing of the answer's own code runs on the way (no ``__eq__``, ``__float__``,
+    ``__index__`` or ``__array__`` of a crafted object), so an answer cannot make a comparison
+    agree by reading the expected value."""
     if isinstance(x, np.ndarray):
         arr = np.asarray(x)
-    elif isinstance(x, _REAL_SCALARS):
+    elif _plain_scalar(x):
         arr = np.asarray(x)
     elif _torch_tensor(x):
         try:
@@ -421,7 +432,7 @@ def numeric_array(x: Any) -> np.ndarray | None:
         except (TypeError, RuntimeError):      # bfloat16 and the like
             arr = x.detach().cpu().double().numpy()
     elif type(x) in (list, tuple):
-        if not all(isinstance(v, (np.ndarray, *_REAL_SCALARS)) or _torch_tensor(v) or type(v) in (list, tuple)
+        if not all(isinstance(v, np.ndarray) or _plain_scalar(v) or _torch_tensor(v) or type(v) in (list, tuple)
                    for v in x):
             return None
         parts = [numeric_array(v) for v in x]
@@ -641,8 +652,13 @@ class Question:
                 value = float(str.__str__(given))
             except ValueError:
                 pass
+        if value is None and type(given) in (fractions.Fraction, decimal.Decimal):
+            try:                                 # exactly these types: the standard library's float()
+                value = float(given)
+            except (ValueError, OverflowError):  # a signalling NaN, a huge fraction
+                pass
         if value is None:
-            return f"answer with a number, not {given!r}." if isinstance(given, (str, int, float)) \
+            return f"answer with a number, not {given!r}." if type(given) in (str, int, float) \
                 else f"answer with a number, not {type(given).__name__}."
         if abs(value - float(self.answer)) <= self.tol:
             return None

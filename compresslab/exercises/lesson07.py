@@ -10,7 +10,10 @@ The answer of 7.1 is random, so its checker works with hand-made distributions a
   checker as the decoding loop draws them (seeded, so a verdict never changes): the first,
   second and third returned tokens must follow ``p[0]``, ``p[1]`` and ``p[2]``, and each draft
   token must be kept as often as ``sum_x min(p(x), q(x))`` says, by chi-square tests that fail
-  only below a p-value of 1e-6.
+  only below a p-value of 1e-6;
+* a reproducibility probe: 20 rounds run twice with the same seeded ``rng``, the global NumPy,
+  Python (and torch) seeds set differently between the two, must give the same tokens (an
+  answer must draw only from the ``rng`` it is given).
 
 The right rule is Leviathan, Kalman & Matias (ICML 2023), Algorithm 1. Each classic wrong rule
 (``_RULES``; ``_MISTAKES`` writes each as an answer) has an exact law too: what its first token,
@@ -21,6 +24,8 @@ an unnormalised residual) gets that rule's hint.
 from __future__ import annotations
 
 import math
+import random
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -63,9 +68,10 @@ class _Rule:
     one_u: bool = False
 
 
-def _round(p, q, draft_tokens, rng, rule: _Rule = _Rule(), draw=None):
+def _round(p, q, draft_tokens, rng, rule: _Rule, draw=None):
     """Run one round with ``rule``, drawing new tokens with ``draw(dist, rng)`` (default
-    ``rng.choice``). The wrong rules below are this function with one part changed."""
+    ``rng.choice``). The wrong rules below are this function with one part changed. (An answer
+    may not call it: it is forbidden in exercise 7.1.)"""
     draw = draw or (lambda dist, g: int(g.choice(len(dist), p=dist)))
     p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
     out: list[int] = []
@@ -106,6 +112,11 @@ def _reversed(p_i, q_i):
     return r / r.sum()
 
 
+def _absolute(p_i, q_i):
+    r = np.abs(p_i - q_i)
+    return r / r.sum()
+
+
 def _search(dist, rng):
     """Inverse-CDF sampling without normalising: past the end of a cumsum below 1 it returns len(dist)."""
     return int(np.searchsorted(np.cumsum(dist), rng.random(), side="right"))
@@ -117,6 +128,8 @@ _RULES = {
     "argmax": _Rule(accept=_argmax),
     "no_residual": _Rule(residual=lambda p_i, q_i: p_i),
     "reversed": _Rule(residual=_reversed),
+    "from_q": _Rule(residual=lambda p_i, q_i: q_i),
+    "abs": _Rule(residual=_absolute),
     "clipped": _Rule(residual=_clipped),
     "inverse_ratio": _Rule(accept=_inverse_ratio),
     "target_prob": _Rule(accept=lambda p_i, q_i: p_i),
@@ -143,6 +156,14 @@ def _resample_p(p, q, draft_tokens, rng):
 
 def _residual_reversed(p, q, draft_tokens, rng):
     return _round(p, q, draft_tokens, rng, _RULES["reversed"])
+
+
+def _resample_q(p, q, draft_tokens, rng):
+    return _round(p, q, draft_tokens, rng, _RULES["from_q"])
+
+
+def _residual_abs(p, q, draft_tokens, rng):
+    return _round(p, q, draft_tokens, rng, _RULES["abs"])
 
 
 def _residual_unnormalised(p, q, draft_tokens, rng):
@@ -205,6 +226,12 @@ _HINTS = {
                    "normalised; sampling all of p again over-produces the tokens the draft likes.",
     "reversed": "your residual is max(0, q - p): that adds back what the draft over-proposes, so the "
                 "text follows q. A rejection must add what p has that q lacks: max(0, p - q), normalised.",
+    "from_q": "after a rejection you drew the new token from q, the draft's distribution: the kept draws "
+              "already gave min(p, q) of each token, and drawing from q again adds more of what the draft "
+              "over-proposes. A rejection must add what p has that q lacks: max(0, p - q), normalised.",
+    "abs": "your residual is |p - q|, normalised: it also puts mass on the tokens the draft over-proposes "
+           "(where q > p), which the kept draws already over-produce. Take only what p has that q lacks: "
+           "max(0, p - q) (np.maximum(p[i] - q[i], 0)), normalised.",
     "clipped": "after a rejection the last token id comes out too often: your cumulative sum of "
                "max(0, p - q) ends below 1 and the draws past its end land on the last token; "
                + _NORMALISE + ".",
@@ -232,6 +259,18 @@ _HINTS = {
            "without max(0, .) first (p - q sums to 0).",
     "stop": "the round stops at the first rejected draft token, and the token drawn from the residual "
             "is its last token.",
+    "size": "rng.choice refused your call ('a and p must have same size'): rng.choice(n, p=dist) draws "
+            "from range(n), so n must be len(dist), the vocabulary size p.shape[1] (len(p) is k + 1, the "
+            "number of rows).",
+    "rng": "two runs with the same seeded rng gave different tokens: use only the rng you are given "
+           "(rng.random(), rng.choice(...)), not np.random, random or a new generator: "
+           "speculative_generate passes its seeded rng so that runs are reproducible.",
+    "greedy": "you returned the target's argmax instead of sampling (your first token is always the "
+              "argmax of p[0]): that is greedy verification, right only at temperature 0. To sample "
+              "from p, " + _KEEP_RULE + " After a rejection draw the new token from max(0, p - q), "
+              "normalised, and after k kept ones from p[k], with rng.choice.",
+    "rows": "Row i of p and row i of q are the same position (after the text and the first i draft "
+            "tokens): compare p[i] with q[i]; p has one more row, p[k], for the extra token.",
 }
 _ARRAY_NOTE = (" Note: draft_tokens is a NumPy array, so draft_tokens[:i] + [y] adds y to every element "
                "instead of appending it; build a list (list(draft_tokens[:i]) + [y]).")
@@ -240,7 +279,8 @@ _HINTS["bonus_q"] = _HINTS["bonus_previous"]
 # the wrong answers in the order the tests try them, with their hint's key
 _MISTAKES = {
     "always": _accept_always, "argmax": _accept_argmax, "no_residual": _resample_p,
-    "reversed": _residual_reversed, "sum_to_1": _residual_unnormalised, "negative": _residual_without_max,
+    "reversed": _residual_reversed, "from_q": _resample_q, "abs": _residual_abs,
+    "sum_to_1": _residual_unnormalised, "negative": _residual_without_max,
     "off_the_end": _search_off_the_end, "clipped": _search_clipped, "inverse_ratio": _accept_q_over_p,
     "target_prob": _accept_with_p, "inverted": _accept_inverted, "no_bonus": _no_bonus, "one_u": _one_uniform,
     "bonus_previous": _bonus_from_previous_row, "bonus_q": _bonus_from_q,
@@ -383,7 +423,6 @@ class _Trials:
 
     def __init__(self, fn):
         self.fn = fn
-        self.array = False                          # was the last answer a NumPy array?
         self._stats: list[tuple[_Random, dict]] | None = None
 
     def run(self, p, q, draft, rng, description: str) -> list[int]:
@@ -392,16 +431,12 @@ class _Trials:
         try:
             got = call(self.fn, case)
         except _LearnerError as err:
-            for words, key in (("sum to 1", "sum_to_1"), ("non-negative", "negative"), ("NaN", "nan")):
+            for words, key in (("sum to 1", "sum_to_1"), ("non-negative", "negative"), ("NaN", "nan"),
+                               ("same size", "size")):
                 if words in str(err):
                     raise _Refused(key, description) from None
             raise
-        try:
-            return _tokens(got, len(draft), p.shape[1], list(draft), description)
-        except Feedback as fb:
-            raise Feedback(str(fb) + (_ARRAY_NOTE if isinstance(got, np.ndarray) else "")) from None
-        finally:
-            self.array = isinstance(got, np.ndarray)
+        return _tokens(got, p, q, list(draft), description)
 
     def statistics(self) -> list[tuple[_Random, dict]]:
         """The random cases, run (once: later calls return the same numbers)."""
@@ -417,11 +452,48 @@ class _Trials:
                 self._stats.append((case, _observe(outputs, len(case.q), case.p.shape[1])))
         return self._stats
 
-    def verdict(self, right=_RIGHT, threshold=_THRESHOLD) -> tuple[bool, str | None, str]:
+    def greedy(self) -> bool:
+        """Is the first token the answer returns always the argmax of p[0] (greedy verification)?"""
+        try:
+            stats = self.statistics()
+        except (Feedback, _LearnerError, _Refused):
+            return False
+        return all(observed["tok0"][int(np.argmax(case.p[0]))] == observed["tok0"].sum()
+                   for case, observed in stats)
+
+    def reproducible(self, rounds: int = 20) -> bool:
+        """Do two runs of ``rounds`` rounds with ``default_rng(5)`` give the same tokens, the global
+        NumPy, Python (and torch, when imported) generators seeded differently for each run? The
+        global states are put back afterwards."""
+        case = _random_cases()[0]
+        draw = np.random.default_rng(case.seed)
+        drafts = [[int(draw.choice(len(q_i), p=q_i)) for q_i in case.q] for _ in range(rounds)]
+        torch = sys.modules.get("torch")
+        torch_rng = getattr(torch, "default_generator", None)
+        saved = (np.random.get_state(), random.getstate(), torch_rng.get_state() if torch_rng else None)
+        runs = []
+        try:
+            for seed in (1, 2):
+                np.random.seed(seed)
+                random.seed(seed)
+                if torch_rng is not None:
+                    torch_rng.manual_seed(seed)
+                rng = np.random.default_rng(5)
+                runs.append([self.run(case.p, case.q, d, rng, f"a round with {case.description}")
+                             for d in drafts])
+        finally:
+            np.random.set_state(saved[0])
+            random.setstate(saved[1])
+            if torch_rng is not None:
+                torch_rng.set_state(saved[2])
+        return runs[0] == runs[1]
+
+    def verdict(self, right=(_ratio, _residual, _bonus), threshold=_THRESHOLD) -> tuple[bool, str | None, str]:
         """(the right law fits, the hint of the wrong rule that fits best or None, what is off).
-        The right rule and the threshold are bound here, once: a later change of the module's
-        names cannot move them."""
+        The right rule's parts and the threshold are bound here, once: a later change of the
+        module's names (or of ``_RIGHT``'s fields) cannot move them."""
         stats = self.statistics()
+        right = _Rule(*right)
 
         def fits(rule) -> float:
             """The smallest p-value of the answer's statistics under the law of ``rule``."""
@@ -471,13 +543,16 @@ class _Refused(Exception):
         self.key, self.description = key, description
 
 
-def _tokens(got, k: int, vocab: int, draft: list[int], description: str) -> list[int]:
+def _tokens(got, p, q, draft: list[int], description: str) -> list[int]:
     """The answer as a list of Python ints, or a Feedback saying what is wrong with its form."""
+    k, vocab = len(draft), p.shape[1]
     where = f" (seen on {description})"
+    array = isinstance(got, np.ndarray)
+    note = _ARRAY_NOTE if array else ""          # for the shapes ``draft_tokens[:i] + [y]`` gives
     if got is None:
         raise Feedback("your function returned None: return the list of tokens (the kept draft tokens, "
                        "then one more)." + where)
-    if isinstance(got, np.ndarray):
+    if array:
         if got.ndim != 1:
             raise Feedback(f"return a flat list of token ids, got an array of shape {got.shape}." + where)
         items = [got[j] for j in range(len(got))]
@@ -490,8 +565,10 @@ def _tokens(got, k: int, vocab: int, draft: list[int], description: str) -> list
             raise Feedback(f"return token ids as ints, got a {type(t).__name__} in your list." + where)
     tokens = [int(t) for t in items]
     if not tokens:
+        if k == 0:
+            raise Feedback("with k = 0 there is nothing to check: return one token drawn from p[0]." + where)
         raise Feedback("you returned no token: even when the first draft token is rejected, the round "
-                       "adds one token, drawn from the residual." + where)
+                       "adds one token, drawn from the residual." + where + note)
     if len(tokens) > k + 1:
         raise Feedback(f"you returned {len(tokens)} tokens for k = {k} draft tokens: a round returns at "
                        "most k + 1 (all k kept, then one more)." + where)
@@ -500,59 +577,85 @@ def _tokens(got, k: int, vocab: int, draft: list[int], description: str) -> list
             if t == vocab and j == len(tokens) - 1 and j < k:
                 raise Feedback(f"token id {vocab} is out of range (ids are 0..{vocab - 1}): a search in a "
                                "cumulative sum that ends below 1 falls off its end; "
-                               + _NORMALISE + "." + where)
-            raise Feedback(f"token id {t} is out of range: ids are 0..{vocab - 1}." + where)
+                               + _NORMALISE + "." + where + note)
+            raise Feedback(f"token id {t} is out of range: ids are 0..{vocab - 1}." + where + note)
     for j in range(len(tokens) - 1):
         if tokens[j] != draft[j]:
-            if len(tokens) == k + 1:
-                raise Feedback(f"you returned k + 1 = {k + 1} tokens after a rejection (draft token {j} "
-                               "was not kept): " + _HINTS["stop"] + where)
+            after = len(tokens) - 1 - j
+            if np.maximum(p[j] - q[j], 0.0)[tokens[j]] > 0:   # a token the residual at j can give
+                raise Feedback(f"you returned tokens after a rejection: draft token {j} was not kept (token "
+                               f"{j} of your answer, {tokens[j]}, is one the residual max(0, p[{j}] - q[{j}]) "
+                               f"gives), yet {after} more token{'s follow' if after > 1 else ' follows'}: "
+                               + _HINTS["stop"] + where + note)
             raise Feedback(f"token {j} of your answer is not draft token {j}: return the kept PREFIX of "
-                           "draft_tokens, then one new token." + where)
+                           "draft_tokens, then one new token." + where + note)
     return tokens
 
 
 def _exact_cases():
-    """(description, p, q, draft, the only right answer, explain(got) -> hint or None)."""
+    """(description, p, q, draft, the only right answer, explain(got, trials) -> the hint)."""
     # p == q: every draft token is kept (none is the argmax of its row); p[3] is one-hot at
-    # token 4, which no earlier row can give.
+    # token 4, which no earlier row can give; row 2 gives 0 to token 1 too, so an extra token 1
+    # cannot come from p[2] or q[2].
     rows = np.array([[0.10, 0.50, 0.20, 0.20, 0.0],
                      [0.30, 0.10, 0.45, 0.15, 0.0],
-                     [0.25, 0.15, 0.10, 0.50, 0.0]])
+                     [0.35, 0.00, 0.15, 0.50, 0.0]])
     p1 = np.vstack([rows, [0.0, 0.0, 0.0, 0.0, 1.0]])
 
-    def same(got):
+    def same(got, trials):
         if got == [0, 0, 2]:
             return _HINTS["no_bonus"]
-        if len(got) == 4 and got[3] != 4:
-            return _HINTS["bonus_previous"]
-        return None
+        if len(got) == 4:                         # all three kept (the prefix is checked), a wrong extra token
+            if rows[2][got[3]] > 0:
+                return _named(trials, _HINTS["bonus_previous"])
+            return _named(trials, "with p == q every draft token is kept; then the extra token comes from "
+                                  f"p[3] (one-hot at token 4); you returned {got}.")
+        j = len(got) - 1                          # a rejection, where p == q
+        if got == [4]:
+            return ("you returned only the extra token, [4]: return the kept draft tokens first (a prefix of "
+                    "draft_tokens), then one more token; with p == q all 3 draft tokens are kept (p/q = 1), "
+                    "then the extra token comes from p[3].")
+        if got[-1] == 4:                          # only p[3] has token 4: a row of p after row j
+            return (f"you rejected draft token {j} and returned token 4, which only p[3] gives: you used "
+                    f"a row of p other than row {j}. " + _HINTS["rows"])
+        named = _named(trials, None)
+        if named:
+            return named
+        if trials.greedy():
+            return _HINTS["greedy"]
+        return (f"with p == q every draft token has p/q = 1 and must be kept, but you rejected draft token "
+                f"{j} and returned {got}. Did you compare different rows? " + _HINTS["rows"])
 
     # q is sure of token 1, which p gives 0: rejected at once; the rest of p is all on token 3.
     p2 = np.array([[0.0, 0.0, 0.0, 1.0], [0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]])
     q2 = np.array([[0.0, 1.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
 
-    def impossible(got):
+    def impossible(got, trials):
         if got == [1]:
-            return _HINTS["reversed"]
-        return None
+            fallback = ("after rejecting draft token 1, which p gives probability 0, you returned token 1 "
+                        "again: the new token must come from max(0, p - q), normalised (here all on token "
+                        "3), not from q, q - p, |p - q| or another row.")
+        else:
+            fallback = ("the draft proposed token 1, which p gives 0: it must be rejected (min(1, p/q) = 0), "
+                        "and the new token comes from max(0, p[0] - q[0]), all on token 3; you returned "
+                        f"{got}.")
+        return _named(trials, fallback)
+
+    def nothing_to_check(got, trials):
+        return _named(trials, "with k = 0 there is nothing to check: return one token drawn from p[0] "
+                              f"(one-hot at token 2); you returned {got}.")
 
     p3 = np.array([[0.0, 0.0, 1.0, 0.0]])
     return [
         ("p == q at every position (k = 3, p[3] one-hot at token 4)", p1, rows.copy(), [0, 0, 2],
-         [0, 0, 2, 4], same,
-         "with p == q every draft token has p/q = 1 and must be kept; then one token from p[3] "
-         "(one-hot at token 4)"),
+         [0, 0, 2, 4], same),
         ("a draft token the target gives probability 0 (q one-hot at token 1, p[0] one-hot at token 3)",
-         p2, q2, [1, 2], [3], impossible,
-         "the draft proposed token 1, which p gives 0: it must be rejected (min(1, p/q) = 0), and the "
-         "new token comes from max(0, p[0] - q[0]), all on token 3"),
-        ("k = 0 draft tokens (p[0] one-hot at token 2)", p3, np.zeros((0, 4)), [], [2], lambda got: None,
-         "with k = 0 there is nothing to verify: return one token drawn from p[0] (one-hot at token 2)"),
+         p2, q2, [1, 2], [3], impossible),
+        ("k = 0 draft tokens (p[0] one-hot at token 2)", p3, np.zeros((0, 4)), [], [2], nothing_to_check),
     ]
 
 
-def _named(trials: _Trials, fallback: str) -> str:
+def _named(trials: _Trials, fallback: str | None) -> str | None:
     """The hint of the wrong rule the answer's statistics fit, else ``fallback``."""
     try:
         right, hint, _ = trials.verdict()
@@ -561,15 +664,18 @@ def _named(trials: _Trials, fallback: str) -> str:
     return hint if (hint and not right) else fallback
 
 
+_PROBE_ROUNDS = 20
+
+
 @checker("7.1", "the accept/reject step of speculative sampling", lesson=LESSON,
          forbidden=("compresslab.speculative.accept_reject", "compresslab.speculative.accept_always",
-                    "compresslab.speculative.speculative_generate"))
+                    "compresslab.speculative.speculative_generate", "compresslab.exercises.lesson07._round"))
 def check_accept_reject(accept_reject):
     """``accept_reject(p, q, draft_tokens, rng)``: p (k+1, vocab), q (k, vocab), k draft tokens,
     a numpy Generator -> the kept prefix of draft_tokens and one more token."""
     trials = _Trials(accept_reject)
     try:
-        for description, p, q, draft, want, explain, why in _exact_cases():
+        for description, p, q, draft, want, explain in _exact_cases():
             for seed in range(3):                   # the answer is certain: any draws give it
                 rng = np.random.default_rng(seed)
                 try:
@@ -577,17 +683,18 @@ def check_accept_reject(accept_reject):
                 except _Refused as refused:
                     raise Feedback(_named(trials, _HINTS[refused.key]) + f" (seen on {description})") from None
                 if got != want:
-                    note = _ARRAY_NOTE if trials.array else ""
-                    hint = explain(got) or _named(trials, f"{why}; you returned {got}.")
-                    raise Feedback(f"{hint} (seen on {description}){note}")
+                    raise Feedback(f"{explain(got, trials)} (seen on {description})")
         right, hint, off = trials.verdict()
+        rounds = sum(case.rounds for case in _random_cases())
+        if not right:
+            raise Feedback(f"{hint} (seen over {rounds} random rounds)" if hint else off)
+        if not trials.reproducible(_PROBE_ROUNDS):
+            raise Feedback(f"{_HINTS['rng']} (seen on {_PROBE_ROUNDS} rounds run twice from default_rng(5), "
+                           "with np.random and random seeded differently each time)")
     except _Refused as refused:
         raise Feedback(f"{_HINTS[refused.key]} (seen on {refused.description})") from None
-    rounds = sum(case.rounds for case in _random_cases())
-    if not right:
-        raise Feedback(f"{hint} (seen over {rounds} random rounds)" if hint else off)
-    return (f"3 exact cases right, and over {rounds} random rounds your tokens follow p and your "
-            "draft tokens are kept as often as sum_x min(p(x), q(x)).")
+    return (f"3 exact cases right; over {rounds} random rounds your tokens follow p and your draft tokens "
+            "are kept as often as sum_x min(p(x), q(x)); and the same rng gives the same tokens.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,9 +723,10 @@ check_quiz = quiz("7.quiz", LESSON, [
         why={"number": "a round always adds one token of its own, and draft token i counts only if "
                        "all the draft tokens before it were kept too: add up the chance of each."}),
     Question(
-        "With alpha = 0.8 and k = 4, a round emits about 3.36 tokens for one target call (counted as "
-        "cost 1). A draft call costs c target calls. For which c is speculative decoding still faster "
-        "than plain decoding?",
+        "With alpha = 0.8 and k = 4, a round emits about 3.36 tokens for one target call. Take the "
+        "idealised model: the target's call on the k + 1 tokens costs 1, as much as one step of plain "
+        "decoding (v = 1), a draft call costs c, and the loop's own work is ignored. For which c is "
+        "speculative decoding still faster than plain decoding?",
         answer="b",
         options={"a": "c = 0.7",
                  "b": "c = 0.3",
