@@ -43,7 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _validate as V
-from .nn.gpt import GPT, KVCache, _t975
+from .nn.gpt import GPT, KVCache, _mean_and_half_width, _t975
 
 __all__ = ["probabilities", "accept_reject", "accept_always", "speculative_generate", "SpeculativeResult",
            "expected_tokens_per_call", "expected_speedup", "break_even_cost", "acceptance_rate",
@@ -485,9 +485,7 @@ class AcceptanceRate:
         """
         if not isinstance(baseline, AcceptanceRate) or baseline.chunk_means.shape != self.chunk_means.shape:
             raise ValueError("compare acceptance rates measured on the same chunks")
-        d = self.chunk_means - baseline.chunk_means
-        m = float(d.mean())
-        half = _t975(len(d) - 1) * float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
+        m, half = _mean_and_half_width(self.chunk_means - baseline.chunk_means)
         return m, m - half, m + half
 
     def __repr__(self) -> str:
@@ -548,8 +546,7 @@ def acceptance_rate(target: GPT, draft: GPT, tokens, *, temperature: float = 1.0
         p = probabilities(target.forward(batch), temperature)
         q = probabilities(draft.forward(batch), temperature)
         means[s:s + len(batch)] = np.minimum(p, q).sum(axis=-1).mean(axis=1)
-    m = float(means.mean())
-    half = _t975(len(means) - 1) * float(means.std(ddof=1) / math.sqrt(len(means))) if len(means) > 1 else math.inf
+    m, half = _mean_and_half_width(means)
     return AcceptanceRate(m, max(0.0, m - half), min(1.0, m + half), means, len(chunks) * context)
 
 

@@ -165,7 +165,7 @@ def test_bad_rows(rows):
         W.speculative_explorer(rows, draft="big")
     with pytest.raises(ValueError, match="both cost and verify"):
         W.speculative_explorer(rows, cost=0.3)
-    with pytest.raises(ValueError, match="cost has no value"):
+    with pytest.raises(ValueError, match=r"cost \(per draft\) has no value"):
         W.speculative_explorer(rows, cost={DRAFTS[0]: 0.3}, verify=1.5)
 
 

@@ -699,6 +699,14 @@ def generate(model: GPT, prompt, max_new_tokens: int, *, temperature: float = 1.
     return np.array(tokens, dtype=np.int64)
 
 
+def _mean_and_half_width(x: np.ndarray) -> tuple[float, float]:
+    """Mean of the samples x and the half-width of its 95 % Student-t interval (inf for one sample)."""
+    m = float(np.mean(x))
+    if len(x) < 2:
+        return m, math.inf
+    return m, _t975(len(x) - 1) * float(np.std(x, ddof=1) / math.sqrt(len(x)))
+
+
 def _t975(df: int) -> float:
     """97.5 % quantile of Student's t with ``df`` degrees of freedom (the 95 % two-sided factor).
 
@@ -763,11 +771,8 @@ class Perplexity:
         """
         if not isinstance(baseline, Perplexity) or baseline.chunk_nll.shape != self.chunk_nll.shape:
             raise ValueError("compare perplexities measured on the same chunks")
-        d = self.chunk_nll - baseline.chunk_nll
-        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("inf")
-        m = float(d.mean())
-        t = _t975(len(d) - 1)
-        return math.exp(m), math.exp(m - t * se), math.exp(min(m + t * se, 700.0))
+        m, half = _mean_and_half_width(self.chunk_nll - baseline.chunk_nll)
+        return math.exp(m), math.exp(m - half), math.exp(min(m + half, 700.0))
 
     @property
     def bits_per_token(self) -> float:
@@ -834,10 +839,8 @@ def perplexity(model: GPT, tokens, *, context: int | None = None, max_chunks: in
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         target = np.take_along_axis(logp, batch[:, 1:, None], axis=-1)[..., 0]
         nll[s:s + len(batch)] = -target.mean(axis=1)
-    mean = float(nll.mean())
-    se = float(nll.std(ddof=1) / math.sqrt(n_chunks)) if n_chunks > 1 else float("inf")
-    t = _t975(n_chunks - 1)
-    return Perplexity(math.exp(mean), math.exp(mean - t * se), math.exp(min(mean + t * se, 700.0)),
+    mean, half = _mean_and_half_width(nll)
+    return Perplexity(math.exp(mean), math.exp(mean - half), math.exp(min(mean + half, 700.0)),
                       nll, n_chunks * context)
 
 

@@ -40,24 +40,14 @@ def _temperature_option(t: float) -> str:
     return "0 (greedy)" if t == 0 else f"{t:g}"
 
 
-def _per_draft(value, drafts) -> dict:
-    """A float for every draft, or a dict {draft: float} naming all of them."""
+def _per_key(value, keys, name: str) -> dict:
+    """A float for every key (draft or k), or a dict {key: float} naming all of them."""
     if isinstance(value, Mapping):
-        missing = [d for d in drafts if d not in value]
+        missing = [key for key in keys if key not in value]
         if missing:
-            raise ValueError(f"cost has no value for the draft(s) {missing}")
-        return {d: float(value[d]) for d in drafts}
-    return {d: float(value) for d in drafts}
-
-
-def _per_k(value, ks) -> dict:
-    """A float for every k, or a dict {k: float} naming all of them."""
-    if isinstance(value, Mapping):
-        missing = [k for k in ks if k not in value]
-        if missing:
-            raise ValueError(f"verify has no value for k = {missing}")
-        return {k: float(value[k]) for k in ks}
-    return {k: float(value) for k in ks}
+            raise ValueError(f"{name} has no value for {missing}")
+        return {key: float(value[key]) for key in keys}
+    return {key: float(value) for key in keys}
 
 
 class SpeculativeExplorer:
@@ -100,8 +90,8 @@ class SpeculativeExplorer:
                                  "needs every (draft, temperature, k) of one sweep")
         if (cost is None) != (verify is None):
             raise ValueError("pass both cost and verify for the model's speedup, or neither")
-        self.cost = None if cost is None else _per_draft(cost, self.drafts)
-        self.verify = None if verify is None else _per_k(verify, self.ks)
+        self.cost = None if cost is None else _per_key(cost, self.drafts, "cost (per draft)")
+        self.verify = None if verify is None else _per_key(verify, self.ks, "verify (per k)")
         draft = self.drafts[0] if draft is None else draft
         temperature = self.temperatures[0] if temperature is None else float(temperature)
         k = self.ks[len(self.ks) // 2] if k is None else k
