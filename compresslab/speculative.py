@@ -355,12 +355,12 @@ def speculative_generate(target: GPT, draft: GPT, prompt, k: int = 4, max_new_to
         n = len(tokens)
         if T.room(n) <= 0:                   # the target's window is full: move it as generate does
             T.move(n)
-        if D.room(n) <= min(k, goal - n - 1):     # the draft moves early, to keep room for k proposals
+        if k and D.room(n) <= min(k, goal - n - 1):     # the draft moves early, to keep room for k proposals
             D.move(n)
         if T.cache is None:
             T.prefill(tokens)
             result.prefills += 1
-        if D.cache is None:
+        if k and D.cache is None:                       # k = 0 is plain decoding: the draft is not used
             D.prefill(tokens)
         # k_now proposals this round: no more than k, than the tokens still wanted, than the room left
         k_now = max(0, min(k, goal - n - 1, T.room(n) - 1, D.room(n) - 1))
@@ -384,8 +384,8 @@ def speculative_generate(target: GPT, draft: GPT, prompt, k: int = 4, max_new_to
         result.accepted_per_round.append(kept)
         result.proposed_per_round.append(k_now)
         tokens += emitted
-        T.keep(len(tokens) - 1)              # roll both caches back to the committed text, less its last token
-        D.keep(len(tokens) - 1)
+        for reader in (T, D) if k else (T,):  # roll the caches back to the committed text, less its last token
+            reader.keep(len(tokens) - 1)
     del tokens[goal:]
     result.tokens = np.array(tokens, dtype=np.int64)
     result.new_tokens = max_new_tokens

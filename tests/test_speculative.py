@@ -98,7 +98,7 @@ def test_the_target_as_its_own_draft_accepts_everything():
 
 def test_k_zero_is_plain_decoding(target, text):
     r = S.speculative_generate(target, cnn.load_draft("scratch"), text[:20], 0, 15)
-    assert r.target_calls == 15 and r.draft_calls == 0 and math.isnan(r.alpha)
+    assert r.target_calls == 15 and r.draft_calls == 0 and math.isnan(r.alpha) and r.draft_seconds == 0
     assert np.array_equal(r.tokens, cnn.generate(target, text[:20], 15, temperature=0))
 
 
