@@ -159,7 +159,23 @@ def accept_reject(p, q, draft_tokens, rng: np.random.Generator) -> list[int]:
 def accept_always(p, q, draft_tokens, rng: np.random.Generator) -> list[int]:
     """A WRONG rule, for tests and the lesson: keep every draft token, then one token from ``p[k]``.
 
-    Fast, but the text then follows the draft's distribution, not the target's."""
+    Fast, but the text then follows the draft's distribution, not the target's.
+
+    Parameters
+    ----------
+    p, q, draft_tokens, rng
+        As :func:`accept_reject`.
+
+    Returns
+    -------
+    list of int
+        All k draft tokens and one more.
+
+    Examples
+    --------
+    >>> accept_always([[1.0, 0.0], [0.5, 0.5]], [[0.0, 1.0]], [1], np.random.default_rng(0))[0]   # p gives it 0
+    1
+    """
     p, q, x = _check_step(p, q, draft_tokens)
     return x.tolist() + [_sample(p[len(x)], rng)]
 
@@ -170,6 +186,11 @@ def accept_always(p, q, draft_tokens, rng: np.random.Generator) -> list[int]:
 @dataclass
 class SpeculativeResult:
     """What :func:`speculative_generate` produced and how.
+
+    Parameters
+    ----------
+    tokens, new_tokens, target_calls, draft_calls, proposed, accepted, ...
+        The attributes below, in their order (:func:`speculative_generate` fills them in).
 
     Attributes
     ----------
@@ -196,6 +217,13 @@ class SpeculativeResult:
         draft's calls, and in both models' prefills (reading the prompt, and again after a move
         of the context window); the rest is the loop's own work (sampling, the accept/reject step,
         cache bookkeeping).
+
+    Examples
+    --------
+    >>> r = SpeculativeResult(np.arange(8), new_tokens=5, target_calls=2, draft_calls=6, proposed=6, accepted=3,
+    ...                       rejected=1)
+    >>> r.alpha, r.tokens_per_call                   # 3 kept of 4 tested; 5 tokens for 2 target calls
+    (0.75, 2.5)
     """
 
     tokens: np.ndarray
@@ -405,6 +433,15 @@ def expected_tokens_per_call(alpha, k):
     Leviathan et al. 2023, eq. 1), and the round always adds one token of its own: 1 + alpha +
     ... + alpha**k. alpha = 1 gives k + 1.
 
+    Parameters
+    ----------
+    alpha : float or array_like in [0, 1]
+    k : int >= 0
+
+    Returns
+    -------
+    float, or numpy.ndarray for an array of alphas
+
     Examples
     --------
     >>> expected_tokens_per_call(0.5, 2), expected_tokens_per_call(1.0, 3), expected_tokens_per_call(0.0, 5)
@@ -428,6 +465,19 @@ def expected_speedup(alpha, k, cost, verify: float = 1.0):
     :func:`expected_tokens_per_call` tokens; plain decoding emits one token per target call
     (Leviathan et al. 2023, Theorem 3.8, with ``verify`` added).
 
+    Parameters
+    ----------
+    alpha : float or array_like in [0, 1]
+    k : int >= 0
+    cost : float >= 0
+        Time of a draft call over a target call on one token.
+    verify : float > 0, default 1.0
+        Time of a target call on k + 1 tokens over one on a single token.
+
+    Returns
+    -------
+    float, or numpy.ndarray for an array of alphas
+
     Examples
     --------
     >>> round(expected_speedup(0.8, 4, 0.05), 2)
@@ -447,6 +497,16 @@ def break_even_cost(alpha, k, verify: float = 1.0):
     negative value means no draft, however cheap, can pay for this k (the target's verify call
     alone costs more than the tokens it gains).
 
+    Parameters
+    ----------
+    alpha : float or array_like in [0, 1]
+    k : int >= 1
+    verify : float > 0, default 1.0
+
+    Returns
+    -------
+    float, or numpy.ndarray for an array of alphas
+
     Examples
     --------
     >>> round(break_even_cost(0.8, 4), 3)               # E = 3.362: a draft below 0.59 of the target wins
@@ -462,12 +522,24 @@ class AcceptanceRate:
     """Mean acceptance probability ``beta = sum_x min(p(x), q(x))`` over text positions, with a 95 %
     Student-t interval over chunks (:func:`acceptance_rate` makes it).
 
+    Parameters
+    ----------
+    value, low, high, chunk_means, positions
+        The attributes below.
+
     Attributes
     ----------
     value, low, high : float
     chunk_means : numpy.ndarray
         Mean beta of every chunk.
     positions : int
+
+    Examples
+    --------
+    >>> a = AcceptanceRate(0.8, 0.7, 0.9, np.array([0.75, 0.85]), 256)
+    >>> b = AcceptanceRate(0.7, 0.6, 0.8, np.array([0.70, 0.70]), 256)
+    >>> [round(x, 3) for x in a.difference_to(b)]           # paired by chunk
+    [0.1, -0.535, 0.735]
     """
 
     value: float
@@ -669,6 +741,11 @@ def sweep(target: GPT, drafts: dict, prompts, ks=range(1, 9), temperatures=(0.0,
 class CallCosts:
     """Measured cost of one forward call, in seconds (medians), and the two ratios that decide the speedup.
 
+    Parameters
+    ----------
+    target, draft, verify, comparison
+        The attributes below (:func:`measure_call_costs` measures them).
+
     Attributes
     ----------
     target : float
@@ -679,6 +756,12 @@ class CallCosts:
         The target on k+1 new tokens, for each k.
     comparison : compresslab.speed.Comparison
         The interleaved measurement behind them.
+
+    Examples
+    --------
+    >>> c = CallCosts(target=3e-4, draft=9e-5, verify={4: 5.7e-4}, comparison=None)
+    >>> round(c.cost, 2), round(c.verify_ratio(4), 2)
+    (0.3, 1.9)
     """
 
     target: float
@@ -716,6 +799,15 @@ def measure_call_costs(target: GPT, draft: GPT, context: int = 128, ks=(1, 2, 4,
     Returns
     -------
     CallCosts
+
+    Examples
+    --------
+    >>> from compresslab.nn import GPT, GPTConfig
+    >>> t = GPT(GPTConfig(n_layer=4, n_head=2, n_embd=32, block_size=32), seed=0)
+    >>> d = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=32), seed=1)
+    >>> costs = measure_call_costs(t, d, context=16, ks=(2,), repeat=3)
+    >>> sorted(costs.verify), costs.cost < 1                    # a 1-layer draft is cheaper than 4 layers
+    ([2], True)
     """
     from .speed import compare
 

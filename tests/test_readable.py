@@ -193,7 +193,7 @@ def test_quant_and_speed_are_packages_that_import_with_numpy_alone():
 
 
 # ------------------------------------------------------------------ docstrings that teach
-DOCUMENTED = ("prune", "quant", "distill", "encode", "lowrank", "nn", "speed", "data")
+DOCUMENTED = ("prune", "quant", "distill", "encode", "lowrank", "nn", "speed", "data", "speculative")
 
 
 def _public(modname):
