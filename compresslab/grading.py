@@ -17,7 +17,8 @@ kernel runs with ``PYTHONSAFEPATH=1``, so nothing there runs before the hidden f
 sandbox: every file read-only except the scratch folder, a private ``/tmp``, no network, its own
 PID namespace (every process the submission starts dies with the run) and ``--die-with-parent``.
 Everywhere, the worker gets resource limits (address space ``memory_mb``, CPU seconds, file size,
-no core files) and the wall-clock limit; without a sandbox the grader says so at the start, and
+no core files; ``MALLOC_ARENA_MAX=2`` so that the address space follows the memory actually used)
+and the wall-clock limit; without a sandbox the grader says so at the start, and
 the worker (a child subreaper) kills every process the submission left behind, detached ones too.
 Cell outputs are discarded as they arrive (only error names are kept), so the grader's memory
 does not grow with what a submission prints.
@@ -293,7 +294,11 @@ def run_submission(path, *, time_limit: float = 300.0, kernel: str = "python3",
         env.update(HOME=str(scratch / "home"), JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
                    IPYTHONDIR=str(scratch / "home" / ".ipython"), MPLCONFIGDIR=str(scratch / "home" / "mpl"),
                    COMPRESSLAB_RESULTS_FILE=str(results_file), COMPRESSLAB_RESULTS_KEY_FILE=str(key_file),
-                   PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", PYTHONSAFEPATH="1")
+                   PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", PYTHONSAFEPATH="1",
+                   # the limit is on address space: glibc's default of up to 8 malloc arenas per core,
+                   # each reserving 64 MiB, and torch's and OpenBLAS's threads made the same lesson pass
+                   # at 1,700 MB and fail at 1,900 (lesson 06b with torch, MemoryError at 2,048 in CI)
+                   MALLOC_ARENA_MAX="2")
         for var in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT"):
             env.pop(var, None)
         env.pop("COMPRESSLAB_STRICT", None)

@@ -138,3 +138,14 @@ def test_lesson_has_a_build_it_exercise(lesson):
             inside = c.source.split(course.BEGIN, 1)[1].split(course.END, 1)[0]
             sizes.append(sum(1 for line in inside.splitlines() if line.strip()))
     assert sizes and max(sizes) >= 8, f"{lesson.name}: solution sizes {sizes}"
+
+
+def test_a_submission_runs_with_few_malloc_arenas(tmp_path):
+    # the memory limit is on address space; glibc's many 64 MiB malloc arenas (one per thread, up
+    # to 8 per core) made lesson 06b's torch cell pass or fail at 2,048 MB by chance
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nassert os.environ.get('MALLOC_ARENA_MAX') == '2', os.environ.get('MALLOC_ARENA_MAX')")])
+    path = tmp_path / "arenas.ipynb"
+    nbformat.write(nb, path)
+    run = grading.run_submission(path, time_limit=60)
+    assert not run.problem and not run.cell_errors, (run.problem, run.cell_errors)
