@@ -39,6 +39,8 @@ def test_wheel_ships_package_data_and_lessons(wheel):
         assert all(c.get("outputs", []) == [] for c in shipped["cells"]), lesson
     assert "compresslab/datasets/digits.npz" in names
     assert "compresslab/datasets/DIGITS_PROVENANCE.txt" in names
+    for data in ("tiny_gpt.npz", "draft_distilled.npz", "draft_scratch.npz", "PYSTDLIB_PROVENANCE.txt"):
+        assert f"compresslab/datasets/{data}" in names, data
     assert not any(n.startswith("tests/") for n in names)
     # JupyterLab defaults for a class, installed into <prefix>/share/jupyter/lab/settings/overrides.d
     (overrides,) = [n for n in names if n.endswith("share/jupyter/lab/settings/overrides.d/compresslab.json")]

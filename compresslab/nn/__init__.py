@@ -126,6 +126,8 @@ def load_draft(kind: str = "distilled", with_extra: bool = False):
 
     if kind not in DRAFTS:
         raise ValueError(f"kind must be one of {DRAFTS}, got {kind!r}")
+    if not isinstance(with_extra, bool):
+        raise TypeError(f"with_extra must be True or False, got {with_extra!r}")
     with resources.as_file(resources.files("compresslab").joinpath(f"datasets/draft_{kind}.npz")) as path:
         return load_with_extra(path) if with_extra else load(path)
 
