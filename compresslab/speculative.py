@@ -43,7 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _validate as V
-from .nn.gpt import GPT, KVCache, _mean_and_half_width, _t975
+from .nn.gpt import GPT, KVCache, _chunks, _mean_and_half_width, _t975
 
 __all__ = ["probabilities", "accept_reject", "accept_always", "speculative_generate", "SpeculativeResult",
            "expected_tokens_per_call", "expected_speedup", "break_even_cost", "acceptance_rate",
@@ -606,12 +606,7 @@ def acceptance_rate(target: GPT, draft: GPT, tokens, *, temperature: float = 1.0
     if tokens.ndim != 1:
         raise ValueError(f"tokens must be a 1-D array of token ids, got shape {tokens.shape}")
     context = V.check_int(context, "context", 1, min(target.config.block_size, draft.config.block_size))
-    available = len(tokens) // (context + 1)
-    if available < 1:
-        raise ValueError(f"need at least context + 1 = {context + 1} tokens, got {len(tokens)}")
-    chunks = tokens[:available * (context + 1)].reshape(available, context + 1).astype(np.int64)
-    if max_chunks is not None and V.check_int(max_chunks, "max_chunks", 1) < available:
-        chunks = chunks[np.round(np.linspace(0, available - 1, max_chunks)).astype(int)]
+    chunks = _chunks(tokens, context, max_chunks)
     means = np.empty(len(chunks))
     for s in range(0, len(chunks), 16):
         batch = chunks[s:s + 16, :-1]

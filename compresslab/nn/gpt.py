@@ -699,6 +699,18 @@ def generate(model: GPT, prompt, max_new_tokens: int, *, temperature: float = 1.
     return np.array(tokens, dtype=np.int64)
 
 
+def _chunks(tokens: np.ndarray, context: int, max_chunks: int | None) -> np.ndarray:
+    """Non-overlapping chunks of ``context + 1`` tokens (int64, one per row); with ``max_chunks``,
+    that many spread evenly over the stream (rows ``round(linspace(0, n - 1, max_chunks))``)."""
+    available = len(tokens) // (context + 1)
+    if available < 1:
+        raise ValueError(f"need at least context + 1 = {context + 1} tokens, got {len(tokens)}")
+    chunks = tokens[:available * (context + 1)].reshape(available, context + 1).astype(np.int64)
+    if max_chunks is not None and V.check_int(max_chunks, "max_chunks", 1) < available:
+        chunks = chunks[np.round(np.linspace(0, available - 1, max_chunks)).astype(int)]
+    return chunks
+
+
 def _mean_and_half_width(x: np.ndarray) -> tuple[float, float]:
     """Mean of the samples x and the half-width of its 95 % Student-t interval (inf for one sample)."""
     m = float(np.mean(x))
@@ -823,12 +835,7 @@ def perplexity(model: GPT, tokens, *, context: int | None = None, max_chunks: in
         raise ValueError(f"tokens must be a 1-D array of token ids, got shape {tokens.shape}")
     context = model.config.block_size if context is None else V.check_int(
         context, "context", 1, model.config.block_size)
-    available = len(tokens) // (context + 1)
-    if available < 1:
-        raise ValueError(f"need at least context + 1 = {context + 1} tokens, got {len(tokens)}")
-    chunks = tokens[:available * (context + 1)].reshape(available, context + 1).astype(np.int64)
-    if max_chunks is not None and V.check_int(max_chunks, "max_chunks", 1) < available:
-        chunks = chunks[np.round(np.linspace(0, available - 1, max_chunks)).astype(int)]
+    chunks = _chunks(tokens, context, max_chunks)
     n_chunks = len(chunks)
     batch_size = V.check_int(batch_size, "batch_size", 1)
     nll = np.empty(n_chunks)
